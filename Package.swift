@@ -1,0 +1,101 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny")
+]
+
+let package = Package(
+    name: "costd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "costd", targets: ["costd"]),
+        .executable(name: "costctl", targets: ["costctl"]),
+        .library(name: "CostdCore", targets: ["CostdCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // The pure core: pricing, routing, budgets, cache policy, keys, JSON, config. No I/O.
+        .target(
+            name: "CostdCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictSettings
+        ),
+        // The wire format: frames and JSON-RPC envelopes, as NIO codecs.
+        .target(
+            name: "CostdProtocol",
+            dependencies: [
+                "CostdCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The daemon: the NIO server, the method handlers, the ledger.
+        .target(
+            name: "CostdServer",
+            dependencies: [
+                "CostdCore",
+                "CostdProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // A small blocking client over the Unix socket, shared by costctl, the bench and tests.
+        .target(
+            name: "CostdClient",
+            dependencies: ["CostdCore"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "costd",
+            dependencies: [
+                "CostdCore",
+                "CostdServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "costctl",
+            dependencies: [
+                "CostdCore",
+                "CostdClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CostdCoreTests",
+            dependencies: ["CostdCore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CostdProtocolTests",
+            dependencies: [
+                "CostdProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CostdIntegrationTests",
+            dependencies: ["CostdCore", "CostdClient"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

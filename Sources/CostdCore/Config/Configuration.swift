@@ -1,0 +1,296 @@
+/// A config file, a price file or a flag that cannot be used, and why.
+public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Limits on what one client may make the daemon hold or do. Every default is here, once.
+public struct ServerLimits: Sendable, Equatable {
+    /// The longest frame accepted; checked from the 4-byte header, before any body is buffered.
+    public var maxFrameBytes = 4 << 20
+    /// How deep, how long and how many: bounds on what a request's JSON can make the parser build.
+    public var json = JSONParser.Limits()
+    /// Requests of one connection being worked on at once; past this the daemon stops reading
+    /// from that connection until answers have gone out (back-pressure, no unbounded buffering).
+    public var maxInFlightPerConnection = 128
+    /// Open connections in all, and per Unix user (by SO_PEERCRED uid).
+    public var maxConnections = 4_096
+    public var maxConnectionsPerUser = 1_024
+    /// A connection that sends nothing for this long is closed (seconds; 0 disables).
+    public var idleTimeoutSeconds: Int64 = 300
+    /// A connection that leaves a frame half-sent for this long is closed (seconds).
+    public var partialFrameTimeoutSeconds: Int64 = 10
+    /// Requests in one batch.
+    public var maxBatchRequests = 1_000
+
+    public init() {}
+}
+
+public struct CacheSettings: Sendable, Equatable {
+    /// The L1 cache's bound in bytes (values, namespaces and per-entry bookkeeping).
+    public var maxBytes = 256 << 20
+    /// TTL of an entry when `cacheSet` gives none, in seconds.
+    public var defaultTTLSeconds: Int64 = 3_600
+    /// The longest TTL a client may ask for, in seconds (30 days).
+    public var maxTTLSeconds: Int64 = 30 * 86_400
+    /// How often expired entries are swept out of L1, in seconds.
+    public var sweepIntervalSeconds: Int64 = 10
+
+    public init() {}
+}
+
+public struct LedgerSettings: Sendable, Equatable {
+    /// Compact (snapshot and start a new log) once the log has grown past this many bytes.
+    public var compactAfterBytes: Int64 = 64 << 20
+    /// Days of history kept for reports.
+    public var historyDays = 400
+    /// How long a client's `recordId` is remembered, so that a retry counts once (seconds).
+    public var recordIdWindowSeconds: Int64 = 86_400
+
+    public init() {}
+}
+
+/// Everything the daemon can be told, from the config file and then from flags.
+public struct Configuration: Sendable, Equatable {
+    public var socketPath: String?
+    public var stateDirectory: String?
+    /// A LiteLLM-format price file that overrides the built-in prices.
+    public var pricesFile: String?
+    /// The time zone of budget periods (IANA name); UTC when nil.
+    public var timeZone: String?
+    /// The model every request would have used without routing: what routing savings are measured against.
+    public var baselineModel = "gpt-4o"
+    public var limits = ServerLimits()
+    public var cache = CacheSettings()
+    public var budget = BudgetSettings()
+    public var routing = RoutingRules.default
+    /// `[prices]` entries of the config, over the price file and the built-in table.
+    public var prices = PriceTable()
+    public var ledger = LedgerSettings()
+
+    public init() {}
+
+    public func validate() throws(ConfigError) {
+        try routing.validate()
+        try budget.validate()
+        guard limits.maxFrameBytes >= 64 else { throw ConfigError("limits.max_frame_bytes must be at least 64") }
+        guard limits.json.maxDepth >= 2 else { throw ConfigError("limits.max_json_depth must be at least 2") }
+        guard limits.maxInFlightPerConnection >= 1, limits.maxConnections >= 1, limits.maxConnectionsPerUser >= 1 else {
+            throw ConfigError("limits: connection and in-flight limits must be at least 1")
+        }
+        guard cache.defaultTTLSeconds > 0, cache.maxTTLSeconds >= cache.defaultTTLSeconds else {
+            throw ConfigError("cache: default_ttl must be positive and at most max_ttl")
+        }
+        guard cache.maxBytes >= 0 else { throw ConfigError("cache.max_bytes must not be negative") }
+        _ = try PeriodCalendar(timeZoneIdentifier: timeZone)
+    }
+}
+
+extension Configuration {
+    /// Reads a config document (TOML, or JSON: both become the same tree). Unknown keys are
+    /// errors, so a misspelt setting is found at start rather than silently ignored.
+    public init(document: JSONValue) throws(ConfigError) {
+        self.init()
+        var root = try Section(document, path: "")
+        socketPath = try root.string("socket")
+        stateDirectory = try root.string("state_dir")
+        timeZone = try root.string("time_zone")
+        baselineModel = try root.string("baseline_model") ?? baselineModel
+
+        if var section = try root.section("limits") {
+            limits.maxFrameBytes = try section.int("max_frame_bytes") ?? limits.maxFrameBytes
+            limits.json.maxDepth = try section.int("max_json_depth") ?? limits.json.maxDepth
+            limits.json.maxStringBytes = try section.int("max_string_bytes") ?? limits.json.maxStringBytes
+            limits.json.maxElements = try section.int("max_array_elements") ?? limits.json.maxElements
+            limits.maxInFlightPerConnection = try section.int("max_in_flight_per_connection") ?? limits.maxInFlightPerConnection
+            limits.maxConnections = try section.int("max_connections") ?? limits.maxConnections
+            limits.maxConnectionsPerUser = try section.int("max_connections_per_user") ?? limits.maxConnectionsPerUser
+            limits.idleTimeoutSeconds = try section.int64("idle_timeout") ?? limits.idleTimeoutSeconds
+            limits.partialFrameTimeoutSeconds = try section.int64("partial_frame_timeout") ?? limits.partialFrameTimeoutSeconds
+            limits.maxBatchRequests = try section.int("max_batch_requests") ?? limits.maxBatchRequests
+            try section.finish()
+        }
+        if var section = try root.section("cache") {
+            cache.maxBytes = try section.int("max_bytes") ?? cache.maxBytes
+            cache.defaultTTLSeconds = try section.int64("default_ttl") ?? cache.defaultTTLSeconds
+            cache.maxTTLSeconds = try section.int64("max_ttl") ?? cache.maxTTLSeconds
+            cache.sweepIntervalSeconds = try section.int64("sweep_interval") ?? cache.sweepIntervalSeconds
+            try section.finish()
+        }
+        if var section = try root.section("budget") {
+            budget.daily = try section.money("daily")
+            budget.monthly = try section.money("monthly")
+            budget.warningFractionPPM = try section.fractionPPM("warning_fraction") ?? budget.warningFractionPPM
+            budget.hardDaily = try section.bool("hard_daily") ?? false
+            budget.hardMonthly = try section.bool("hard_monthly") ?? false
+            try section.finish()
+        }
+        if var section = try root.section("routing") {
+            routing = try RoutingRules(section: &section, defaults: routing)
+            try section.finish()
+        }
+        // `prices = "file.json"` names a LiteLLM price file; a `[prices]` table may name one as
+        // `file` and list models of its own.
+        switch root.value("prices") {
+        case nil: break
+        case .string(let path)?: pricesFile = path
+        case .object(var entries)?:
+            if let file = entries["file"] {
+                guard let path = file.stringValue else { throw ConfigError("prices.file must be a string") }
+                pricesFile = path
+                entries.members.removeAll { $0.key == "file" }
+            }
+            do {
+                self.prices = try PriceTable.fromConfig(entries)
+            } catch {
+                throw ConfigError(error.message)
+            }
+        default:
+            throw ConfigError("prices must be the path of a price file or a table of model prices")
+        }
+        if var section = try root.section("ledger") {
+            ledger.compactAfterBytes = try section.int64("compact_after_bytes") ?? ledger.compactAfterBytes
+            ledger.historyDays = try section.int("history_days") ?? ledger.historyDays
+            ledger.recordIdWindowSeconds = try section.int64("record_id_window") ?? ledger.recordIdWindowSeconds
+            try section.finish()
+        }
+        try root.finish()
+        try validate()
+    }
+
+    public init(toml text: String) throws(ConfigError) {
+        try self.init(document: TOMLParser.parse(text))
+    }
+}
+
+extension RoutingRules {
+    fileprivate init(section: inout Section, defaults: RoutingRules) throws(ConfigError) {
+        self = defaults
+        if let tiers = try section.array("tiers") {
+            self.tiers = []
+            for (offset, element) in tiers.enumerated() {
+                var tier = try Section(element, path: "routing.tiers[\(offset)]")
+                guard let name = try tier.string("name"), let model = try tier.string("model") else {
+                    throw ConfigError("routing.tiers[\(offset)] needs a name and a model")
+                }
+                try tier.finish()
+                self.tiers.append(Tier(name: name, model: model))
+            }
+        }
+        defaultTier = try section.string("default_tier") ?? defaultTier
+        if let threshold = section.has("prompt_token_threshold") ? try section.int64("prompt_token_threshold") : promptTokenThreshold {
+            promptTokenThreshold = threshold > 0 ? threshold : nil
+        }
+        if section.has("budget_downgrade_fraction") {
+            let fraction = try section.fractionPPM("budget_downgrade_fraction") ?? 0
+            budgetDowngradeFractionPPM = fraction > 0 ? fraction : nil
+        }
+        downgradeTier = try section.string("budget_downgrade_to") ?? downgradeTier
+        if let tasks = try section.table("tasks") {
+            taskTiers = [:]
+            for member in tasks.members {
+                guard let tier = member.value.stringValue else {
+                    throw ConfigError("routing.tasks.\(member.key) must be the name of a tier")
+                }
+                taskTiers[member.key] = tier
+            }
+        }
+        if let maxTokens = try section.table("max_tokens") {
+            for member in maxTokens.members {
+                guard let value = member.value.numberValue?.int64 else {
+                    throw ConfigError("routing.max_tokens.\(member.key) must be an integer")
+                }
+                if member.key == "default" { defaultMaxTokens = value } else { taskMaxTokens[member.key] = value }
+            }
+        }
+    }
+}
+
+/// Reads one table of the config, remembering which keys were used so that the rest can be
+/// reported as unknown.
+private struct Section {
+    let object: JSONObject
+    let path: String
+    var used: Set<String> = []
+
+    init(_ value: JSONValue, path: String) throws(ConfigError) {
+        guard case .object(let object) = value else {
+            throw ConfigError("\(path.isEmpty ? "the config" : path) must be a table")
+        }
+        self.object = object
+        self.path = path
+    }
+
+    func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    func has(_ key: String) -> Bool { object[key] != nil }
+
+    mutating func value(_ key: String) -> JSONValue? {
+        used.insert(key)
+        return object[key]
+    }
+
+    mutating func string(_ key: String) throws(ConfigError) -> String? {
+        guard let value = value(key) else { return nil }
+        guard let string = value.stringValue else { throw ConfigError("\(name(key)) must be a string") }
+        return string
+    }
+
+    mutating func bool(_ key: String) throws(ConfigError) -> Bool? {
+        guard let value = value(key) else { return nil }
+        guard let bool = value.boolValue else { throw ConfigError("\(name(key)) must be true or false") }
+        return bool
+    }
+
+    mutating func int64(_ key: String) throws(ConfigError) -> Int64? {
+        guard let value = value(key) else { return nil }
+        guard let int = value.numberValue?.int64, int >= 0 else {
+            throw ConfigError("\(name(key)) must be a non-negative integer")
+        }
+        return int
+    }
+
+    mutating func int(_ key: String) throws(ConfigError) -> Int? {
+        try int64(key).map { Int($0) }
+    }
+
+    mutating func money(_ key: String) throws(ConfigError) -> Money? {
+        guard let value = value(key) else { return nil }
+        guard let number = value.numberValue, let money = Money(usd: number), money.nanos >= 0 else {
+            throw ConfigError("\(name(key)) must be a non-negative amount of USD")
+        }
+        return money
+    }
+
+    mutating func fractionPPM(_ key: String) throws(ConfigError) -> Int64? {
+        guard let value = value(key) else { return nil }
+        guard let ppm = value.numberValue?.scaled(byPowerOfTen: 6), ppm >= 0, ppm <= 1_000_000 else {
+            throw ConfigError("\(name(key)) must be a fraction between 0 and 1")
+        }
+        return ppm
+    }
+
+    mutating func array(_ key: String) throws(ConfigError) -> [JSONValue]? {
+        guard let value = value(key) else { return nil }
+        guard let array = value.arrayValue else { throw ConfigError("\(name(key)) must be an array") }
+        return array
+    }
+
+    mutating func table(_ key: String) throws(ConfigError) -> JSONObject? {
+        guard let value = value(key) else { return nil }
+        guard let object = value.objectValue else { throw ConfigError("\(name(key)) must be a table") }
+        return object
+    }
+
+    mutating func section(_ key: String) throws(ConfigError) -> Section? {
+        guard let value = value(key) else { return nil }
+        return try Section(value, path: name(key))
+    }
+
+    func finish() throws(ConfigError) {
+        if let unknown = object.members.first(where: { !used.contains($0.key) }) {
+            throw ConfigError("unknown setting '\(name(unknown.key))'")
+        }
+    }
+}

@@ -1,0 +1,19 @@
+/// Where the socket and the state live when nobody says, shared by the daemon and its clients.
+public enum DefaultPaths {
+    /// `$COSTD_SOCKET`, else `$XDG_RUNTIME_DIR/costd.sock`, else `/run/costd/costd.sock`.
+    public static func socket(environment: [String: String]) -> String {
+        if let path = environment["COSTD_SOCKET"], !path.isEmpty { return path }
+        if let runtime = environment["XDG_RUNTIME_DIR"], !runtime.isEmpty { return runtime + "/costd.sock" }
+        return "/run/costd/costd.sock"
+    }
+
+    /// `$STATE_DIRECTORY` (set by systemd), else `$XDG_STATE_HOME/costd`, else `/var/lib/costd`.
+    public static func stateDirectory(environment: [String: String]) -> String {
+        if let directory = environment["STATE_DIRECTORY"], !directory.isEmpty {
+            // systemd may list several, separated by colons; the first is ours.
+            return String(directory.split(separator: ":").first ?? Substring(directory))
+        }
+        if let state = environment["XDG_STATE_HOME"], !state.isEmpty { return state + "/costd" }
+        return "/var/lib/costd"
+    }
+}

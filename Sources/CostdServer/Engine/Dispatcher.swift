@@ -1,0 +1,121 @@
+import CostdCore
+import CostdProtocol
+import Logging
+import NIOCore
+
+/// How a method answered: already written, or later (its result bytes, once ready).
+enum MethodReply {
+    case written
+    case later(EventLoopFuture<[UInt8]>)
+}
+
+extension CostdEngine {
+    /// The one table of methods.
+    func perform(
+        _ request: RPCRequest, caller: CallerIdentity?, on eventLoop: any EventLoop, into writer: inout JSONWriter
+    ) throws(RPCError) -> MethodReply {
+        let params = Params(request)
+        switch request.method {
+        case "cacheGet": try cacheGet(params, into: &writer)
+        case "cacheSet": try cacheSet(params, into: &writer)
+        case "route": try route(params, into: &writer)
+        case "record": return .later(try record(params, caller: caller, on: eventLoop))
+        case "report": try report(params, into: &writer)
+        case "ping": ping(into: &writer)
+        case "estimate": try estimate(params, into: &writer)
+        case "cacheDelete": try cacheDelete(params, into: &writer)
+        case "cacheFlush": try cacheFlush(params, into: &writer)
+        default: throw .methodNotFound(request.method)
+        }
+        return .written
+    }
+
+    /// Answers one call. Immediate answers are appended to `writer`; a deferred one comes back
+    /// as a future of its complete response (empty for a notification).
+    func handle(
+        _ call: RPCCall, caller: CallerIdentity?, on eventLoop: any EventLoop, into writer: inout JSONWriter
+    ) -> EventLoopFuture<[UInt8]>? {
+        switch call {
+        case .invalid(let id, let error):
+            writer.writeErrorResponse(id: id ?? .null, error: error)
+            return nil
+        case .request(let request):
+            let start = writer.bytes.count
+            if let id = request.id { writer.beginResultResponse(id: id) }
+            do {
+                switch try perform(request, caller: caller, on: eventLoop, into: &writer) {
+                case .written:
+                    if request.id != nil { writer.endResponse() } else { writer.truncate(to: start) }
+                    return nil
+                case .later(let result):
+                    writer.truncate(to: start)
+                    return CostdEngine.response(id: request.id, to: result, logger: logger)
+                }
+            } catch {
+                writer.truncate(to: start)
+                if let id = request.id { writer.writeErrorResponse(id: id, error: error) }
+                return nil
+            }
+        }
+    }
+
+    /// Answers a whole frame: one call or a batch. Returns nil when everything was written to
+    /// `writer`, or a future of the frame body when part of it is deferred.
+    func handle(
+        _ message: RPCMessage, caller: CallerIdentity?, on eventLoop: any EventLoop, into writer: inout JSONWriter
+    ) -> EventLoopFuture<[UInt8]>? {
+        switch message {
+        case .unreadable(let error):
+            writer.writeErrorResponse(id: .null, error: error)
+            return nil
+        case .single(let call):
+            return handle(call, caller: caller, on: eventLoop, into: &writer)
+        case .batch(let calls):
+            // Each answer is gathered on its own, then joined into one array. Notifications
+            // leave no element; a batch of notifications only gets no answer at all.
+            var parts: [EventLoopFuture<[UInt8]>] = []
+            for call in calls {
+                var element = JSONWriter()
+                if let deferred = handle(call, caller: caller, on: eventLoop, into: &element) {
+                    parts.append(deferred)
+                } else {
+                    parts.append(eventLoop.makeSucceededFuture(element.bytes))
+                }
+            }
+            return EventLoopFuture.whenAllSucceed(parts, on: eventLoop).map { elements in
+                let answered = elements.filter { !$0.isEmpty }
+                guard !answered.isEmpty else { return [] }
+                var joined = JSONWriter(reservingCapacity: answered.reduce(2) { $0 + $1.count + 1 })
+                joined.beginArray()
+                for element in answered {
+                    joined.rawJSON(element)
+                    joined.comma()
+                }
+                joined.endArray()
+                return joined.bytes
+            }
+        }
+    }
+
+    private static func response(id: JSONValue?, to result: EventLoopFuture<[UInt8]>, logger: Logger) -> EventLoopFuture<[UInt8]> {
+        result.map { bytes in
+            guard let id else { return [] }
+            var writer = JSONWriter(reservingCapacity: bytes.count + 48)
+            writer.writeResultResponse(id: id, result: bytes)
+            return writer.bytes
+        }.recover { error in
+            guard let id else { return [] }
+            let rpcError: RPCError
+            switch error {
+            case let error as RPCError: rpcError = error
+            case let error as SystemError:
+                logger.critical("Ledger write failed; spend can no longer be recorded", metadata: ["error": "\(error)"])
+                rpcError = .backendUnavailable("the ledger could not write to disk: \(error)")
+            default: rpcError = .internalError("\(error)")
+            }
+            var writer = JSONWriter()
+            writer.writeErrorResponse(id: id, error: rpcError)
+            return writer.bytes
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import CostdCore
+import CostdProtocol
+import NIOCore
+
+/// `record` and `estimate`: pricing calls and counting them against the budgets.
+extension CostdEngine {
+    /// Prices a call from `params`: the explicit `costUsd`, or the price table.
+    func price(model: String, usage: Usage, explicit: Money?, rules: Rules) throws(RPCError) -> Money {
+        if let explicit { return explicit }
+        do {
+            return try rules.prices.cost(model: model, usage: usage)
+        } catch {
+            switch error {
+            case .unknownModel(let model): throw .unknownModel(model)
+            case .cachedTokensExceedInput, .noImagePrice: throw .invalidParams(error.description)
+            }
+        }
+    }
+
+    /// `{model, inputTokens, outputTokens, cachedInputTokens?, images?, batch?, cached?, user?,
+    /// feature?, costUsd?, recordId?}` → `{costUsd, day, month, alerts}` once durable.
+    func record(_ params: Params, caller: CallerIdentity?, on eventLoop: any EventLoop) throws(RPCError)
+        -> EventLoopFuture<[UInt8]>
+    {
+        let rules = self.rules
+        let model = try params.requireString("model", maxLength: 256)
+        let images = try params.count("images", max: 1_000_000) ?? 0
+        let explicitCost = try params.money("costUsd")
+        // Token counts are required unless the call is priced otherwise (images, or an explicit cost).
+        let tokensRequired = images == 0 && explicitCost == nil
+        let inputTokens = tokensRequired ? try params.requireCount("inputTokens") : try params.count("inputTokens") ?? 0
+        let outputTokens = tokensRequired ? try params.requireCount("outputTokens") : try params.count("outputTokens") ?? 0
+        let usage = Usage(
+            inputTokens: inputTokens,
+            outputTokens: outputTokens,
+            cachedInputTokens: try params.count("cachedInputTokens") ?? 0,
+            cacheWriteInputTokens: try params.count("cacheWriteInputTokens") ?? 0,
+            images: images,
+            imageQuality: try params.string("imageQuality", maxLength: 32) ?? "standard",
+            batch: try params.bool("batch") ?? false
+        )
+        guard usage.cachedInputTokens + usage.cacheWriteInputTokens <= usage.inputTokens else {
+            throw .invalidParams("cachedInputTokens plus cacheWriteInputTokens exceed inputTokens")
+        }
+        let cached = try params.bool("cached") ?? false
+        let cost = try price(model: model, usage: usage, explicit: explicitCost, rules: rules)
+        let clientRecordId = try params.string("recordId", maxLength: 256)
+        if let clientRecordId, clientRecordId.isEmpty { throw .invalidParams("'recordId' must not be empty") }
+
+        let now = CostdEngine.nowMillis()
+        let record = SpendRecord(
+            recordId: clientRecordId ?? makeRecordId(),
+            unixMillis: now,
+            day: dayKey(unixMillis: now),
+            model: model,
+            user: try params.string("user", maxLength: 256) ?? caller?.userName,
+            feature: try params.string("feature", maxLength: 256),
+            unit: caller?.unit,
+            cost: cost,
+            cached: cached,
+            inputTokens: inputTokens,
+            outputTokens: outputTokens,
+            cachedInputTokens: usage.cachedInputTokens,
+            routingSaved: cached || images > 0 ? .zero : routingSavings(model: model, usage: usage, cost: cost, rules: rules)
+        )
+        let logger = self.logger
+        return ledger.commit(record, rememberId: clientRecordId != nil, budget: rules.budget, nowMillis: now, on: eventLoop)
+            .map { receipt in
+                if !receipt.duplicate {
+                    for alert in receipt.alerts {
+                        logger.warning(
+                            "Budget \(alert.level == .exceeded ? "exceeded" : "warning")",
+                            metadata: [
+                                "scope": "\(alert.scope.rawValue)", "period": "\(alert.period)",
+                                "spent.usd": "\(alert.spent.decimalString)", "budget.usd": "\(alert.budget.decimalString)",
+                            ]
+                        )
+                    }
+                }
+                var writer = JSONWriter(reservingCapacity: 384)
+                CostdEngine.writeReceipt(receipt, to: &writer)
+                return writer.bytes
+            }
+    }
+
+    static func writeReceipt(_ receipt: RecordReceipt, to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("recordId", receipt.record.recordId)
+        writer.field("costUsd", receipt.record.spend)
+        if receipt.record.cached { writer.field("savedUsd", receipt.record.cost) }
+        writer.field("day") { receipt.day.write(to: &$0) }
+        writer.field("month") { receipt.month.write(to: &$0) }
+        writer.field("alerts") { writer in
+            writer.beginArray()
+            for alert in receipt.alerts {
+                alert.write(to: &writer)
+                writer.comma()
+            }
+            writer.endArray()
+        }
+        if receipt.duplicate { writer.field("duplicate", true) }
+        writer.endObject()
+    }
+
+    /// What the same call would have cost on the baseline model, minus what it cost: the saving
+    /// routing made (never negative; zero when the call used the baseline model).
+    func routingSavings(model: String, usage: Usage, cost: Money, rules: Rules) -> Money {
+        let baseline = rules.configuration.baselineModel
+        guard model != baseline, let baselinePrice = rules.prices.price(for: baseline),
+            let baselineCost = try? baselinePrice.cost(of: usage, model: baseline)
+        else { return .zero }
+        return baselineCost > cost ? baselineCost - cost : .zero
+    }
+
+    /// `{model, dailyRequests, avgInputTokens, avgOutputTokens, days?}` → `{dailyUsd, monthlyUsd}`.
+    ///
+    /// Averages may have fractions (to a thousandth of a token); the totals are exact and
+    /// rounded once.
+    func estimate(_ params: Params, into writer: inout JSONWriter) throws(RPCError) {
+        let rules = self.rules
+        let model = try params.requireString("model", maxLength: 256)
+        guard let price = rules.prices.price(for: model) else { throw .unknownModel(model) }
+        guard let dailyRequests = try params.decimal("dailyRequests", decimals: 3),
+            let averageInput = try params.decimal("avgInputTokens", decimals: 3),
+            let averageOutput = try params.decimal("avgOutputTokens", decimals: 3)
+        else { throw .invalidParams("'dailyRequests', 'avgInputTokens' and 'avgOutputTokens' are required") }
+        let days = try params.count("days", max: 3_660) ?? 30
+        guard days > 0 else { throw .invalidParams("'days' must be at least 1") }
+        // milli-tokens × nanos-per-million-tokens: divide by 10^3 × 10^6 for nanos.
+        let perRequestNumerator = Int128(averageInput) * Int128(price.inputPerMillion.nanos)
+            + Int128(averageOutput) * Int128(price.outputPerMillion.nanos)
+        let perRequest = Money.divideRounded(perRequestNumerator, by: 1_000_000_000)
+        let daily = Money.divideRounded(perRequestNumerator * Int128(dailyRequests), by: 1_000_000_000_000)
+        let monthly = Money.divideRounded(perRequestNumerator * Int128(dailyRequests) * Int128(days), by: 1_000_000_000_000)
+        writer.beginObject()
+        writer.field("model", model)
+        writer.field("perRequestUsd", Money(nanos: Int64(clamping: perRequest)))
+        writer.field("dailyUsd", Money(nanos: Int64(clamping: daily)))
+        writer.field("monthlyUsd", Money(nanos: Int64(clamping: monthly)))
+        writer.field("days", days)
+        writer.endObject()
+    }
+}

@@ -1,0 +1,430 @@
+import CostdCore
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+
+/// The result of recording one call: the record as counted, where its periods stand, and the
+/// alerts it raised.
+public struct RecordReceipt: Sendable {
+    public var record: SpendRecord
+    public var day: BudgetStatus
+    public var month: BudgetStatus
+    public var alerts: [BudgetAlert]
+    /// True when the `recordId` had been recorded before: nothing was counted again, and the
+    /// first result is returned.
+    public var duplicate: Bool
+}
+
+/// The embedded store of spend: a durable, append-only log with group commit, compacted into
+/// a snapshot now and then, and the ``SpendBook`` rebuilt from them.
+///
+/// Files in the state directory:
+/// - `snapshot.json`: the book as of the start of log generation `gen` (written atomically);
+/// - `ledger-<gen>.log`: entries since then (see ``GroupCommitWriter`` for the framing);
+/// - `costd.lock`: held with `flock` so that two daemons never share one state directory.
+///
+/// A record is acknowledged only once its entry is on disk, so it survives `kill -9`. On start
+/// the snapshot is loaded, every later log is replayed, and a torn last entry (a crash in the
+/// middle of a write) is cut off.
+public final class SpendLedger: Sendable {
+    struct RememberedRecord: Sendable {
+        var receipt: RecordReceipt
+        var expiresAtMillis: Int64
+        var sequence: UInt64
+    }
+
+    struct State: Sendable {
+        var book = SpendBook()
+        /// Client-chosen record ids seen recently, so a retry counts once.
+        var recordIds: [String: RememberedRecord] = [:]
+        var recordIdExpiry: [(expiresAtMillis: Int64, id: String)] = []
+        var recordIdExpiryHead = 0
+        var generation = 1
+        var compacting = false
+        /// How long a client's record id is remembered.
+        var recordIdWindowMillis: Int64 = LedgerSettings().recordIdWindowSeconds * 1000
+    }
+
+    private let state: Mutex<State>
+    private let writer: GroupCommitWriter
+    private let directory: String
+    private let settings: LedgerSettings
+    private let lockFD: Int32
+    private let logger: Logger
+
+    public init(directory: String, settings: LedgerSettings, logger: Logger) throws {
+        self.directory = directory
+        self.settings = settings
+        self.logger = logger
+        try FileIO.makeDirectory(directory)
+        lockFD = try FileIO.open(directory + "/costd.lock", flags: O_RDWR | O_CREAT)
+        guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            Glibc.close(lockFD)
+            throw ConfigError("state directory \(directory) is in use by another costd")
+        }
+        var state = State()
+        state.recordIdWindowMillis = settings.recordIdWindowSeconds * 1000
+        let logPath: String
+        let size: Int64
+        do {
+            (logPath, size) = try SpendLedger.recover(into: &state, directory: directory, settings: settings, logger: logger)
+        } catch {
+            Glibc.close(lockFD)
+            throw error
+        }
+        let fd = try FileIO.open(logPath, flags: O_WRONLY | O_CREAT | O_APPEND)
+        try FileIO.syncDirectory(directory)
+        self.state = Mutex(state)
+        self.writer = GroupCommitWriter(path: logPath, fd: fd, size: size)
+        writer.start()
+    }
+
+    /// Writes what is pending and releases the state directory.
+    public func close() {
+        writer.close()
+        Glibc.close(lockFD)
+    }
+
+    // MARK: - Recording
+
+    /// Counts `record` (unless its id was counted before) and returns once it is on disk.
+    ///
+    /// `rememberId` is set for ids chosen by the client: only those can come again.
+    public func commit(
+        _ record: SpendRecord,
+        rememberId: Bool,
+        budget: BudgetSettings,
+        nowMillis: Int64,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<RecordReceipt> {
+        let (receipt, sequence, compaction) = state.withLock { state -> (RecordReceipt, UInt64, (() -> Void)?) in
+            state.expireRecordIds(nowMillis: nowMillis)
+            if rememberId, let remembered = state.recordIds[record.recordId] {
+                var receipt = remembered.receipt
+                receipt.duplicate = true
+                receipt.day = state.status(.day, period: receipt.record.day, budget: budget)
+                receipt.month = state.status(
+                    .month, period: PeriodCalendar.monthKey(ofDay: receipt.record.day), budget: budget
+                )
+                return (receipt, remembered.sequence, nil)
+            }
+            state.book.apply(record)
+            let month = PeriodCalendar.monthKey(ofDay: record.day)
+            var alerts: [BudgetAlert] = []
+            for (scope, period) in [(BudgetScope.day, record.day), (.month, month)] {
+                let due = budget.alertsDue(
+                    scope: scope, period: period, spent: state.book.spent(scope, period: period)
+                ) { state.book.hasFired(scope, period: period, level: $0) }
+                for alert in due { state.book.markFired(scope, period: period, level: alert.level) }
+                alerts += due
+            }
+            let receipt = RecordReceipt(
+                record: record,
+                day: state.status(.day, period: record.day, budget: budget),
+                month: state.status(.month, period: month, budget: budget),
+                alerts: alerts,
+                duplicate: false
+            )
+            let sequence = writer.append(LedgerEntry.record(record, alerts: alerts, remember: rememberId))
+            if rememberId {
+                state.remember(receipt, sequence: sequence, expiresAtMillis: nowMillis + state.recordIdWindowMillis)
+            }
+            return (receipt, sequence, compactionIfDue(&state, nowMillis: nowMillis))
+        }
+        compaction?()
+        return writer.whenDurable(sequence, on: eventLoop).map { receipt }
+    }
+
+    /// Adds cache lookups to a day. Not waited for: losing a second of counters to a crash is
+    /// acceptable, losing spend is not.
+    public func addCacheCounters(_ counters: CacheCounters, day: String) {
+        guard !counters.isZero else { return }
+        state.withLock { state in
+            state.book.addCacheCounters(counters, day: day)
+            writer.append(LedgerEntry.cacheCounters(counters, day: day))
+        }
+    }
+
+    public func withBook<Result>(_ body: (SpendBook) -> Result) -> Result {
+        state.withLock { body($0.book) }
+    }
+
+    public func status(_ scope: BudgetScope, period: String, budget: BudgetSettings) -> BudgetStatus {
+        state.withLock { $0.status(scope, period: period, budget: budget) }
+    }
+
+    public var isFailed: Bool { writer.isFailed }
+
+    // MARK: - Compaction
+
+    private func compactionIfDue(_ state: inout State, nowMillis: Int64) -> (() -> Void)? {
+        guard !state.compacting, writer.bytesInCurrentLog > settings.compactAfterBytes else { return nil }
+        return compaction(&state, nowMillis: nowMillis)
+    }
+
+    /// Writes a snapshot of the book and starts a new log; the old logs are deleted once the
+    /// snapshot is durable. Call with the state locked; run the returned closure after unlocking.
+    private func compaction(_ state: inout State, nowMillis: Int64) -> () -> Void {
+        state.compacting = true
+        let oldest = PeriodCalendar.days(endingAt: SpendLedger.utcDay(nowMillis), count: settings.historyDays).first
+        if let oldest { state.book.forgetDays(before: oldest) }
+        state.generation += 1
+        let generation = state.generation
+        let snapshot = state.snapshot(generation: generation, nowMillis: nowMillis)
+        let newLog = SpendLedger.logPath(directory, generation)
+        let directory = self.directory
+        let logger = self.logger
+        return { [writer] in
+            writer.rotate(to: newLog) { [self] in
+                do {
+                    try FileIO.writeAtomically(snapshot, to: directory + "/snapshot.json", directory: directory)
+                    for name in try FileIO.fileNames(in: directory) {
+                        if let old = SpendLedger.generation(ofLog: name), old < generation {
+                            unlink(directory + "/" + name)
+                        }
+                    }
+                    logger.info("Compacted ledger", metadata: ["generation": "\(generation)", "snapshot.bytes": "\(snapshot.count)"])
+                } catch {
+                    logger.error("Ledger compaction failed", metadata: ["error": "\(error)"])
+                }
+                self.state.withLock { $0.compacting = false }
+            }
+        }
+    }
+
+    /// Compacts now (used at shutdown and by tests).
+    public func compact(nowMillis: Int64) {
+        let run = state.withLock { state -> (() -> Void)? in
+            state.compacting ? nil : compaction(&state, nowMillis: nowMillis)
+        }
+        run?()
+    }
+
+    // MARK: - Recovery
+
+    static func logPath(_ directory: String, _ generation: Int) -> String {
+        let digits = String(generation)
+        return directory + "/ledger-" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits + ".log"
+    }
+
+    static func generation(ofLog name: String) -> Int? {
+        guard name.hasPrefix("ledger-"), name.hasSuffix(".log") else { return nil }
+        return Int(name.dropFirst("ledger-".count).dropLast(".log".count))
+    }
+
+    static func utcDay(_ unixMillis: Int64) -> String {
+        var calendar = PeriodCalendar.utc
+        return calendar.dayKey(unixMillis: unixMillis)
+    }
+
+    /// Loads the snapshot and replays the logs after it; returns the log to append to.
+    private static func recover(
+        into state: inout State, directory: String, settings: LedgerSettings, logger: Logger
+    ) throws -> (String, Int64) {
+        let nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
+        if let bytes = try FileIO.readAll(directory + "/snapshot.json") {
+            try state.load(snapshot: try JSONParser.parse(bytes, limits: .unlimited), nowMillis: nowMillis)
+        }
+        let generations = try FileIO.fileNames(in: directory).compactMap(generation(ofLog:)).sorted()
+        var entries = 0
+        var lastPath = logPath(directory, state.generation)
+        var lastSize: Int64 = 0
+        for generation in generations where generation >= state.generation {
+            let path = logPath(directory, generation)
+            let (count, validLength, fileLength) = try replay(path, into: &state, nowMillis: nowMillis)
+            entries += count
+            if validLength < fileLength {
+                logger.warning(
+                    "Cut a torn entry off the ledger",
+                    metadata: ["path": "\(path)", "kept.bytes": "\(validLength)", "dropped.bytes": "\(fileLength - validLength)"]
+                )
+                guard truncate(path, off_t(validLength)) == 0 else { throw SystemError("truncate \(path)", errno: errno) }
+            }
+            state.generation = generation
+            lastPath = path
+            lastSize = Int64(validLength)
+        }
+        logger.info("Opened ledger", metadata: ["directory": "\(directory)", "replayed.entries": "\(entries)"])
+        return (lastPath, lastSize)
+    }
+
+    private static func replay(_ path: String, into state: inout State, nowMillis: Int64) throws -> (Int, Int, Int) {
+        guard let bytes = try FileIO.readAll(path) else { return (0, 0, 0) }
+        var offset = 0
+        var count = 0
+        while offset + GroupCommitWriter.headerLength <= bytes.count {
+            let length = Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
+            let crc = UInt32(bytes[offset + 4]) << 24 | UInt32(bytes[offset + 5]) << 16 | UInt32(bytes[offset + 6]) << 8 | UInt32(bytes[offset + 7])
+            let start = offset + GroupCommitWriter.headerLength
+            guard start + length <= bytes.count else { break }
+            let payload = bytes[start..<(start + length)]
+            guard payload.withUnsafeBytes({ CRC32C.checksum($0) }) == crc,
+                let json = try? JSONParser.parse(payload, limits: .unlimited)
+            else { break }
+            state.apply(entry: json, sequence: 0, nowMillis: nowMillis)
+            offset = start + length
+            count += 1
+        }
+        return (count, offset, bytes.count)
+    }
+}
+
+/// The payloads of ledger entries.
+enum LedgerEntry {
+    static func record(_ record: SpendRecord, alerts: [BudgetAlert], remember: Bool) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 256)
+        writer.beginObject()
+        writer.field("k", "r")
+        writer.field("r") { record.write(to: &$0) }
+        if remember { writer.field("cid", true) }
+        if !alerts.isEmpty {
+            writer.field("al") { writer in
+                writer.beginArray()
+                for alert in alerts {
+                    alert.writeCompact(to: &writer)
+                    writer.comma()
+                }
+                writer.endArray()
+            }
+        }
+        writer.endObject()
+        return writer.bytes
+    }
+
+    static func cacheCounters(_ counters: CacheCounters, day: String) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 96)
+        writer.beginObject()
+        writer.field("k", "c")
+        writer.field("day", day)
+        writer.field("c") { counters.writeCompact(to: &$0) }
+        writer.endObject()
+        return writer.bytes
+    }
+}
+
+extension BudgetAlert {
+    func writeCompact(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("s", scope.rawValue)
+        writer.field("l", level.rawValue)
+        writer.field("p", period)
+        writer.field("spent", spent.nanos)
+        writer.field("budget", budget.nanos)
+        writer.endObject()
+    }
+
+    init?(compact json: JSONValue) {
+        guard let scope = json["s"]?.stringValue.flatMap(BudgetScope.init(rawValue:)),
+            let level = json["l"]?.stringValue.flatMap(AlertLevel.init(rawValue:)),
+            let period = json["p"]?.stringValue,
+            let spent = json["spent"]?.numberValue?.int64,
+            let budget = json["budget"]?.numberValue?.int64
+        else { return nil }
+        self.init(scope: scope, level: level, period: period, spent: Money(nanos: spent), budget: Money(nanos: budget))
+    }
+}
+
+extension SpendLedger.State {
+    func status(_ scope: BudgetScope, period: String, budget: BudgetSettings) -> BudgetStatus {
+        BudgetStatus(spent: book.spent(scope, period: period), budget: budget.budget(for: scope))
+    }
+
+    mutating func remember(_ receipt: RecordReceipt, sequence: UInt64, expiresAtMillis: Int64) {
+        recordIds[receipt.record.recordId] = SpendLedger.RememberedRecord(
+            receipt: receipt, expiresAtMillis: expiresAtMillis, sequence: sequence
+        )
+        recordIdExpiry.append((expiresAtMillis, receipt.record.recordId))
+    }
+
+    mutating func expireRecordIds(nowMillis: Int64) {
+        while recordIdExpiryHead < recordIdExpiry.count, recordIdExpiry[recordIdExpiryHead].expiresAtMillis <= nowMillis {
+            let id = recordIdExpiry[recordIdExpiryHead].id
+            if let remembered = recordIds[id], remembered.expiresAtMillis <= nowMillis {
+                recordIds.removeValue(forKey: id)
+            }
+            recordIdExpiryHead += 1
+        }
+        if recordIdExpiryHead > 4096, recordIdExpiryHead * 2 > recordIdExpiry.count {
+            recordIdExpiry.removeFirst(recordIdExpiryHead)
+            recordIdExpiryHead = 0
+        }
+    }
+
+    /// Applies one replayed log entry.
+    mutating func apply(entry json: JSONValue, sequence: UInt64, nowMillis: Int64) {
+        switch json["k"]?.stringValue {
+        case "r":
+            guard let recordJSON = json["r"], let record = SpendRecord(json: recordJSON) else { return }
+            book.apply(record)
+            let alerts = (json["al"]?.arrayValue ?? []).compactMap(BudgetAlert.init(compact:))
+            for alert in alerts { book.markFired(alert.scope, period: alert.period, level: alert.level) }
+            if json["cid"]?.boolValue == true {
+                rememberReplayed(record, alerts: alerts, nowMillis: nowMillis)
+            }
+        case "c":
+            guard let day = json["day"]?.stringValue, let counters = json["c"] else { return }
+            book.addCacheCounters(CacheCounters(compact: counters), day: day)
+        default:
+            break
+        }
+    }
+
+    private mutating func rememberReplayed(_ record: SpendRecord, alerts: [BudgetAlert], nowMillis: Int64, window: Int64? = nil) {
+        let expires = record.unixMillis + (window ?? recordIdWindowMillis)
+        guard expires > nowMillis else { return }
+        let receipt = RecordReceipt(
+            record: record,
+            day: BudgetStatus(spent: .zero, budget: nil),
+            month: BudgetStatus(spent: .zero, budget: nil),
+            alerts: alerts,
+            duplicate: false
+        )
+        remember(receipt, sequence: 0, expiresAtMillis: expires)
+    }
+
+    func snapshot(generation: Int, nowMillis: Int64) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 1 << 16)
+        writer.beginObject()
+        writer.field("v", 1)
+        writer.field("gen", generation)
+        writer.field("book") { book.writeSnapshot(to: &$0) }
+        writer.field("ids") { writer in
+            writer.beginArray()
+            for (_, remembered) in recordIds where remembered.expiresAtMillis > nowMillis {
+                writer.beginObject()
+                writer.field("r") { remembered.receipt.record.write(to: &$0) }
+                writer.field("exp", remembered.expiresAtMillis)
+                writer.field("al") { writer in
+                    writer.beginArray()
+                    for alert in remembered.receipt.alerts {
+                        alert.writeCompact(to: &writer)
+                        writer.comma()
+                    }
+                    writer.endArray()
+                }
+                writer.endObject()
+                writer.comma()
+            }
+            writer.endArray()
+        }
+        writer.endObject()
+        return writer.bytes
+    }
+
+    mutating func load(snapshot json: JSONValue, nowMillis: Int64) throws {
+        guard json["v"]?.numberValue?.int64 == 1, let generation = json["gen"]?.numberValue?.int64,
+            let bookJSON = json["book"]
+        else { throw SnapshotError("snapshot.json is not a costd ledger snapshot (version 1)") }
+        book = try SpendBook(snapshot: bookJSON)
+        self.generation = Int(generation)
+        for element in json["ids"]?.arrayValue ?? [] {
+            guard let recordJSON = element["r"], let record = SpendRecord(json: recordJSON),
+                let expires = element["exp"]?.numberValue?.int64, expires > nowMillis
+            else { continue }
+            let alerts = (element["al"]?.arrayValue ?? []).compactMap(BudgetAlert.init(compact:))
+            rememberReplayed(record, alerts: alerts, nowMillis: nowMillis, window: expires - record.unixMillis)
+        }
+    }
+}
+

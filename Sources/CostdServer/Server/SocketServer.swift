@@ -1,0 +1,226 @@
+import CostdCore
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the server listens: a path it binds itself, or a socket it inherited (systemd socket
+/// activation). A struct over a private enum, so that kinds can be added without breaking callers.
+public struct ListenAddress: Sendable, CustomStringConvertible {
+    enum Kind: Sendable {
+        case path(String, mode: mode_t)
+        case inherited(fd: Int32, name: String)
+    }
+
+    let kind: Kind
+
+    /// A Unix socket at `path`, created with permissions `mode`.
+    public static func unixSocket(_ path: String, mode: mode_t = 0o660) -> ListenAddress {
+        ListenAddress(kind: .path(path, mode: mode))
+    }
+
+    /// A listening socket passed in by the service manager; it is never unlinked by costd.
+    public static func inherited(fd: Int32, name: String) -> ListenAddress {
+        ListenAddress(kind: .inherited(fd: fd, name: name))
+    }
+
+    public var description: String {
+        switch kind {
+        case .path(let path, _): path
+        case .inherited(let fd, let name): "fd \(fd) (\(name))"
+        }
+    }
+}
+
+/// The Unix-socket server: accepts connections and gives each an ``RPCConnectionHandler``.
+///
+/// Its lifecycle is a ServiceLifecycle `Service`: `run()` binds, reports readiness, serves until
+/// graceful shutdown, then stops accepting, lets every connection finish the calls it has
+/// received (up to `drainTimeout`), and returns.
+public final class SocketServer: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var address: ListenAddress
+        public var limits: ServerLimits
+        public var drainTimeout: TimeAmount = .seconds(10)
+
+        public init(address: ListenAddress, limits: ServerLimits) {
+            self.address = address
+            self.limits = limits
+        }
+    }
+
+    private enum State {
+        case initial
+        case running(any Channel)
+        case shuttingDown
+        case shutdown
+    }
+
+    private let configuration: Configuration
+    private let engine: CostdEngine
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let onReady: @Sendable () -> Void
+    private let state = Mutex<State>(.initial)
+    private let connections = ConnectionRegistry()
+
+    public init(
+        configuration: Configuration,
+        engine: CostdEngine,
+        group: any EventLoopGroup,
+        logger: Logger,
+        onReady: @escaping @Sendable () -> Void = {}
+    ) {
+        self.configuration = configuration
+        self.engine = engine
+        self.group = group
+        self.logger = logger
+        self.onReady = onReady
+    }
+
+    public func run() async throws {
+        let channel = try await bind()
+        let proceed = state.withLock { state -> Bool in
+            switch state {
+            case .initial:
+                state = .running(channel)
+                return true
+            case .running, .shuttingDown, .shutdown:
+                return false
+            }
+        }
+        guard proceed else {
+            try? await channel.close()
+            return
+        }
+        logger.info("Listening", metadata: ["address": "\(configuration.address)"])
+        onReady()
+
+        try? await gracefulShutdown()
+        await shutDown()
+        try? await channel.closeFuture.get()
+    }
+
+    private func shutDown() async {
+        let channel: (any Channel)? = state.withLock { state in
+            switch state {
+            case .running(let channel):
+                state = .shuttingDown
+                return channel
+            case .initial, .shuttingDown, .shutdown:
+                state = .shutdown
+                return nil
+            }
+        }
+        guard let channel else { return }
+        logger.info("Draining connections", metadata: ["connections": "\(connections.count)"])
+        try? await channel.close()
+        if case .path(let path, _) = configuration.address.kind {
+            unlink(path)
+        }
+        await connections.quiesceAll(timeout: configuration.drainTimeout)
+        state.withLock { $0 = .shutdown }
+    }
+
+    private func bind() async throws -> any Channel {
+        let connections = self.connections
+        let engine = self.engine
+        let limits = configuration.limits
+        let logger = self.logger
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    connections.add(channel)
+                    let handler = RPCConnectionHandler(engine: engine, limits: limits, caller: nil, logger: logger)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+        switch configuration.address.kind {
+        case .path(let path, let mode):
+            try SocketServer.removeStaleSocket(at: path)
+            let channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: false).get()
+            chmod(path, mode)
+            return channel
+        case .inherited(let fd, _):
+            return try await bootstrap.withBoundSocket(fd).get()
+        }
+    }
+
+    /// A socket file left by a dead daemon is removed; one a live daemon answers on is an
+    /// error, and so is a path that is not a socket at all.
+    static func removeStaleSocket(at path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            throw ConfigError("\(path) exists and is not a socket; refusing to replace it")
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket", errno: errno) }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let pathBytes = Array(path.utf8)
+        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw ConfigError("socket path \(path) is too long")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: pathBytes)
+            raw[pathBytes.count] = 0
+        }
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if connected == 0 {
+            throw ConfigError("another costd is already listening on \(path)")
+        }
+        guard errno == ECONNREFUSED || errno == ENOENT else {
+            throw SystemError("checking \(path)", errno: errno)
+        }
+        unlink(path)
+    }
+}
+
+/// The open connections, so that shutdown can ask each to finish and wait for them.
+final class ConnectionRegistry: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        channels.withLock { $0[id] = channel }
+        channel.closeFuture.whenComplete { [self] _ in
+            _ = channels.withLock { $0.removeValue(forKey: id) }
+        }
+    }
+
+    var count: Int { channels.withLock { $0.count } }
+
+    /// Asks every connection to finish what it has received and close; force-closes the ones
+    /// still open after `timeout`.
+    func quiesceAll(timeout: TimeAmount) async {
+        let open = channels.withLock { Array($0.values) }
+        for channel in open {
+            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
+        let deadline = NIODeadline.now() + timeout
+        for channel in open {
+            let remaining = deadline - NIODeadline.now()
+            if remaining > .zero {
+                let closed = channel.closeFuture
+                let timer = channel.eventLoop.scheduleTask(in: remaining) { channel.close(promise: nil) }
+                try? await closed.get()
+                timer.cancel()
+            } else {
+                try? await channel.close()
+            }
+        }
+    }
+}

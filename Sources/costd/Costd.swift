@@ -1,0 +1,134 @@
+import ArgumentParser
+import CostdCore
+import CostdServer
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+@main
+struct Costd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "costd",
+        abstract: "The local LLM cost-control daemon: routing, caching, pricing and budgets over a Unix socket.",
+        version: CostdEngine.version
+    )
+
+    @Option(help: "Unix socket to listen on (default: $COSTD_SOCKET, $XDG_RUNTIME_DIR/costd.sock, /run/costd/costd.sock).")
+    var socket: String?
+
+    @Option(name: .customLong("state-dir"), help: "Directory of the ledger (default: $STATE_DIRECTORY, $XDG_STATE_HOME/costd, /var/lib/costd).")
+    var stateDirectory: String?
+
+    @Option(help: "Config file (TOML).")
+    var config: String?
+
+    @Option(help: "Price file in the LiteLLM format (model_prices_and_context_window.json); overrides built-in prices.")
+    var prices: String?
+
+    @Option(name: .customLong("daily-budget"), help: "Daily budget in USD.")
+    var dailyBudget: String?
+
+    @Option(name: .customLong("monthly-budget"), help: "Monthly budget in USD.")
+    var monthlyBudget: String?
+
+    @Option(name: .customLong("max-frame-bytes"), help: "Largest frame accepted, in bytes (default 4 MiB).")
+    var maxFrameBytes: Int?
+
+    @Option(name: .customLong("cache-bytes"), help: "Bound of the in-memory L1 cache, in bytes (default 256 MiB).")
+    var cacheBytes: Int?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    @Option(name: .customLong("threads"), help: "Event-loop threads (default: one per core).")
+    var threads: Int?
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("unknown log level '\(logLevel)'")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "costd")
+        let environment = ProcessInfo.processInfo.environment
+
+        let configuration: Configuration
+        let rules: Rules
+        do {
+            configuration = try loadConfiguration()
+            rules = try Rules.load(configuration)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let socketPath = configuration.socketPath ?? DefaultPaths.socket(environment: environment)
+        let stateDirectory = configuration.stateDirectory ?? DefaultPaths.stateDirectory(environment: environment)
+
+        let ledger = try SpendLedger(directory: stateDirectory, settings: configuration.ledger, logger: logger)
+        let engine = try CostdEngine(rules: rules, ledger: ledger, logger: logger)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
+
+        let server = SocketServer(
+            configuration: .init(address: .unixSocket(socketPath), limits: configuration.limits),
+            engine: engine,
+            group: group,
+            logger: logger,
+            onReady: { logger.info("Ready", metadata: ["socket": "\(socketPath)", "state": "\(stateDirectory)"]) }
+        )
+        let serviceGroup = ServiceGroup(
+            services: [
+                LedgerService(engine: engine, logger: logger),
+                MaintenanceService(engine: engine, sweepInterval: .seconds(configuration.cache.sweepIntervalSeconds)),
+                server,
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+        try await serviceGroup.run()
+        try await group.shutdownGracefully()
+        logger.info("Stopped")
+    }
+
+    /// The config file, then the flags over it.
+    func loadConfiguration() throws -> Configuration {
+        var configuration = Configuration()
+        if let config {
+            guard let data = FileManager.default.contents(atPath: config) else {
+                throw ConfigError("cannot read config file \(config)")
+            }
+            let text = String(decoding: data, as: UTF8.self)
+            do {
+                configuration = config.hasSuffix(".json")
+                    ? try Configuration(document: JSONParser.parse(Array(data)))
+                    : try Configuration(toml: text)
+            } catch let error as ConfigError {
+                throw ConfigError("\(config): \(error.message)")
+            } catch {
+                throw ConfigError("\(config): \(error)")
+            }
+        }
+        if let socket { configuration.socketPath = socket }
+        if let stateDirectory { configuration.stateDirectory = stateDirectory }
+        if let prices { configuration.pricesFile = prices }
+        if let dailyBudget {
+            guard let money = Money(usd: dailyBudget), money.nanos >= 0 else {
+                throw ConfigError("--daily-budget must be an amount of USD, like 25 or 12.50")
+            }
+            configuration.budget.daily = money
+        }
+        if let monthlyBudget {
+            guard let money = Money(usd: monthlyBudget), money.nanos >= 0 else {
+                throw ConfigError("--monthly-budget must be an amount of USD, like 500")
+            }
+            configuration.budget.monthly = money
+        }
+        if let maxFrameBytes { configuration.limits.maxFrameBytes = maxFrameBytes }
+        if let cacheBytes { configuration.cache.maxBytes = cacheBytes }
+        try configuration.validate()
+        return configuration
+    }
+}
