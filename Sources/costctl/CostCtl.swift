@@ -1,0 +1,315 @@
+import ArgumentParser
+import CostdClient
+import CostdCore
+import Foundation
+
+/// Exit codes a script can branch on.
+enum ExitStatus: Int32 {
+    case success = 0
+    /// A negative answer: a cache miss, a budget exceeded.
+    case negative = 1
+    case usage = 2
+    case unreachable = 3
+    /// The daemon answered with a JSON-RPC error.
+    case rpcError = 4
+}
+
+@main
+struct CostCtl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "costctl",
+        abstract: "Talk to the costd daemon: route, cache, record and report LLM spend.",
+        discussion: """
+            Exit status: 0 success, 1 a negative answer (cache miss, budget exceeded), 2 bad usage,
+            3 costd unreachable, 4 costd answered with an error.
+            """,
+        version: "0.1.0",
+        subcommands: [
+            Ping.self, Route.self, Get.self, Set.self, Record.self, Report.self, Estimate.self, Delete.self, Flush.self,
+            Call.self,
+        ]
+    )
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as ClientError {
+            FileHandle.standardError.write(Data("costctl: \(error)\n".utf8))
+            switch error {
+            case .unreachable, .connectionLost: Foundation.exit(ExitStatus.unreachable.rawValue)
+            case .rpc, .protocolViolation: Foundation.exit(ExitStatus.rpcError.rawValue)
+            }
+        } catch let exit as NegativeAnswer {
+            Foundation.exit(exit.status.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                exit(withError: error)
+            }
+            FileHandle.standardError.write(Data("costctl: \(fullMessage(for: error))\n".utf8))
+            Foundation.exit(code == .validationFailure ? ExitStatus.usage.rawValue : code.rawValue)
+        }
+    }
+}
+
+/// Ends a command with a status other than success, after it printed its answer.
+struct NegativeAnswer: Error {
+    var status: ExitStatus = .negative
+}
+
+struct ClientOptions: ParsableArguments {
+    @Option(help: "The costd socket (default: $COSTD_SOCKET, $XDG_RUNTIME_DIR/costd.sock, /run/costd/costd.sock).")
+    var socket: String?
+
+    @Flag(help: "Print the daemon's JSON result as it is, for scripts and jq.")
+    var json = false
+
+    @Option(help: "Seconds to wait for an answer.")
+    var timeout: Double = 30
+
+    var socketPath: String {
+        socket ?? DefaultPaths.socket(environment: ProcessInfo.processInfo.environment)
+    }
+
+    func connect() throws -> CostdConnection {
+        try CostdConnection(path: socketPath, timeoutSeconds: timeout)
+    }
+
+    /// Calls the daemon and prints the raw result with `--json`, or hands it to `human`.
+    func call(_ method: String, _ params: JSONValue, human: (JSONValue) throws -> Void) throws {
+        let result = try connect().call(method, params)
+        if json {
+            print(result.jsonString)
+        } else {
+            try human(result)
+        }
+    }
+}
+
+/// Reads a command-line argument as JSON when asked, else as a string.
+func argumentValue(_ text: String, asJSON: Bool) throws -> JSONValue {
+    guard asJSON else { return .string(text) }
+    do {
+        return try JSONParser.parse(text)
+    } catch {
+        throw ValidationError("not valid JSON: \(error)")
+    }
+}
+
+func usd(_ value: JSONValue?) -> String {
+    guard let number = value?.numberValue, let money = Money(usd: number) else { return "-" }
+    return "$" + Format.usd(money)
+}
+
+struct Ping: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check that costd is up.")
+    @OptionGroup var options: ClientOptions
+
+    func run() throws {
+        try options.call("ping", [:]) { result in
+            let version = result["version"]?.stringValue ?? "?"
+            let store = result["store"]?.stringValue ?? "?"
+            print("costd \(version) is up (\(store) store, socket \(options.socketPath))")
+        }
+    }
+}
+
+struct Route: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ask which model a task should use.")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The task, e.g. classification, extraction, translation, summarization.") var task: String?
+    @Option(help: "The prompt (its size can move the request up a tier).") var prompt: String?
+    @Option(name: .customLong("input-tokens"), help: "The prompt's size in tokens, when known.") var inputTokens: Int?
+    @Option var user: String?
+    @Option var feature: String?
+
+    func run() throws {
+        var params = JSONObject()
+        if let task { params.append("task", .string(task)) }
+        if let prompt { params.append("prompt", .string(prompt)) }
+        if let inputTokens { params.append("inputTokens", .int(inputTokens)) }
+        if let user { params.append("user", .string(user)) }
+        if let feature { params.append("feature", .string(feature)) }
+        try options.call("route", .object(params)) { result in
+            let model = result["model"]?.stringValue ?? "?"
+            let tier = result["tier"]?.stringValue ?? "?"
+            let reason = result["reason"]?.stringValue ?? "?"
+            let maxTokens = result["maxTokens"]?.numberValue?.text ?? "?"
+            print("\(model)  (tier \(tier), reason \(reason), maxTokens \(maxTokens))")
+            if let detail = result["detail"]?.stringValue { print("  \(detail)") }
+        }
+    }
+}
+
+struct CacheKeyOptions: ParsableArguments {
+    @Option(help: "The model the answer is for.") var model: String
+    @Option(help: "Cache namespace.") var namespace: String?
+    @Flag(name: .customLong("json-prompt"), help: "Read PROMPT as JSON (default: a string).") var jsonPrompt = false
+
+    func params(prompt: String) throws -> JSONObject {
+        var params = JSONObject()
+        params.append("model", .string(model))
+        params.append("prompt", try argumentValue(prompt, asJSON: jsonPrompt))
+        if let namespace { params.append("namespace", .string(namespace)) }
+        return params
+    }
+}
+
+struct Get: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Look up a cached answer; prints it and exits 0 on a hit, exits 1 on a miss."
+    )
+    @OptionGroup var options: ClientOptions
+    @OptionGroup var key: CacheKeyOptions
+    @Argument(help: "The prompt.") var prompt: String
+
+    func run() throws {
+        let result = try options.connect().call("cacheGet", .object(try key.params(prompt: prompt)))
+        let hit = result["hit"]?.boolValue ?? false
+        if options.json {
+            print(result.jsonString)
+        } else if hit, let value = result["value"] {
+            // A string value prints as its text; anything else as JSON.
+            print(value.stringValue ?? value.jsonString)
+        } else {
+            FileHandle.standardError.write(Data("miss\n".utf8))
+        }
+        if !hit { throw NegativeAnswer() }
+    }
+}
+
+struct Set: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Store an answer in the cache.")
+    @OptionGroup var options: ClientOptions
+    @OptionGroup var key: CacheKeyOptions
+    @Option(help: "Seconds to keep it (default: the daemon's, 3600).") var ttl: Double?
+    @Flag(name: .customLong("json-value"), help: "Read VALUE as JSON (default: a string).") var jsonValue = false
+    @Argument(help: "The prompt.") var prompt: String
+    @Argument(help: "The answer to store.") var value: String
+
+    func run() throws {
+        var params = try key.params(prompt: prompt)
+        params.append("value", try argumentValue(value, asJSON: jsonValue))
+        if let ttl, let number = JSONNumber(ttl) { params.append("ttl", .number(number)) }
+        try options.call("cacheSet", .object(params)) { result in
+            if result["stored"]?.boolValue == true {
+                print("stored (ttl \(result["ttl"]?.numberValue?.text ?? "?") s)")
+            } else {
+                print("not stored: \(result["reason"]?.stringValue ?? "?")")
+                throw NegativeAnswer()
+            }
+        }
+    }
+}
+
+struct Delete: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove one cached answer.")
+    @OptionGroup var options: ClientOptions
+    @OptionGroup var key: CacheKeyOptions
+    @Argument(help: "The prompt.") var prompt: String
+
+    func run() throws {
+        try options.call("cacheDelete", .object(try key.params(prompt: prompt))) { result in
+            print(result["deleted"]?.boolValue == true ? "deleted" : "no such entry")
+        }
+    }
+}
+
+struct Flush: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove every cached answer (of one namespace).")
+    @OptionGroup var options: ClientOptions
+    @Option(help: "Only this namespace.") var namespace: String?
+
+    func run() throws {
+        var params = JSONObject()
+        if let namespace { params.append("namespace", .string(namespace)) }
+        try options.call("cacheFlush", .object(params)) { result in
+            print("flushed \(result["flushed"]?.numberValue?.text ?? "?") entries")
+        }
+    }
+}
+
+struct Record: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Record the usage of one LLM call.")
+    @OptionGroup var options: ClientOptions
+    @Option var model: String
+    @Option(name: .customLong("input-tokens")) var inputTokens: Int?
+    @Option(name: .customLong("output-tokens")) var outputTokens: Int?
+    @Option(name: .customLong("cached-input-tokens")) var cachedInputTokens: Int?
+    @Option var images: Int?
+    @Option(name: .customLong("image-quality")) var imageQuality: String?
+    @Flag var batch = false
+    @Flag(help: "The call was avoided by a cache hit: count it as savings.") var cached = false
+    @Option var user: String?
+    @Option var feature: String?
+    @Option(name: .customLong("cost-usd"), help: "The cost, when the daemon should not price it.") var costUsd: String?
+    @Option(name: .customLong("record-id"), help: "An id that makes retries count once.") var recordId: String?
+
+    func run() throws {
+        var params = JSONObject()
+        params.append("model", .string(model))
+        if let inputTokens { params.append("inputTokens", .int(inputTokens)) }
+        if let outputTokens { params.append("outputTokens", .int(outputTokens)) }
+        if let cachedInputTokens { params.append("cachedInputTokens", .int(cachedInputTokens)) }
+        if let images { params.append("images", .int(images)) }
+        if let imageQuality { params.append("imageQuality", .string(imageQuality)) }
+        if batch { params.append("batch", true) }
+        if cached { params.append("cached", true) }
+        if let user { params.append("user", .string(user)) }
+        if let feature { params.append("feature", .string(feature)) }
+        if let costUsd {
+            guard case .number(let number)? = try? JSONParser.parse(costUsd) else {
+                throw ValidationError("--cost-usd must be a number")
+            }
+            params.append("costUsd", .number(number))
+        }
+        if let recordId { params.append("recordId", .string(recordId)) }
+        try options.call("record", .object(params)) { result in
+            var line = "recorded \(usd(result["costUsd"]))"
+            if cached { line = "recorded a cache hit, saved \(usd(result["savedUsd"]))" }
+            if result["duplicate"]?.boolValue == true { line += " (duplicate recordId: not counted again)" }
+            print(line)
+            if let day = result["day"] {
+                print("  today: \(usd(day["spentUsd"])) spent, \(usd(day["remainingUsd"])) left of \(usd(day["budgetUsd"]))")
+            }
+            for alert in result["alerts"]?.arrayValue ?? [] {
+                print("  ALERT: \(alert["scope"]?.stringValue ?? "?") budget \(alert["level"]?.stringValue ?? "?"): \(usd(alert["spentUsd"])) of \(usd(alert["budgetUsd"]))")
+            }
+        }
+    }
+}
+
+struct Estimate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Estimate daily and monthly cost of a workload.")
+    @OptionGroup var options: ClientOptions
+    @Option var model: String
+    @Option(name: .customLong("daily-requests")) var dailyRequests: Double
+    @Option(name: .customLong("avg-input-tokens")) var avgInputTokens: Double
+    @Option(name: .customLong("avg-output-tokens")) var avgOutputTokens: Double
+    @Option var days: Int?
+
+    func run() throws {
+        var params = JSONObject()
+        params.append("model", .string(model))
+        params.append("dailyRequests", .number(JSONNumber(dailyRequests) ?? JSONNumber(0)))
+        params.append("avgInputTokens", .number(JSONNumber(avgInputTokens) ?? JSONNumber(0)))
+        params.append("avgOutputTokens", .number(JSONNumber(avgOutputTokens) ?? JSONNumber(0)))
+        if let days { params.append("days", .int(days)) }
+        try options.call("estimate", .object(params)) { result in
+            print("\(model): \(usd(result["perRequestUsd"])) per request, \(usd(result["dailyUsd"])) per day, \(usd(result["monthlyUsd"])) per \(result["days"]?.numberValue?.text ?? "30") days")
+        }
+    }
+}
+
+struct Call: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Call any method with JSON params; prints the JSON result.")
+    @OptionGroup var options: ClientOptions
+    @Argument var method: String
+    @Argument(help: "Params as a JSON object.") var params: String = "{}"
+
+    func run() throws {
+        let value = try argumentValue(params, asJSON: true)
+        print(try options.connect().call(method, value).jsonString)
+    }
+}
