@@ -36,12 +36,31 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // hiredis 0.14 from Debian's libhiredis-dev, found with pkg-config.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        // The Redis adapter: hiredis contexts on threads of their own, results as futures.
+        .target(
+            name: "CostdRedis",
+            dependencies: [
+                "CHiredis",
+                "CostdCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // The daemon: the NIO server, the method handlers, the ledger.
         .target(
             name: "CostdServer",
             dependencies: [
                 "CostdCore",
                 "CostdProtocol",
+                "CostdRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

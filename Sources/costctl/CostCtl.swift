@@ -30,9 +30,32 @@ struct CostCtl: ParsableCommand {
         ]
     )
 
+    /// Options shared by every subcommand may also come before it (`costctl --socket S ping`).
+    static func hoistingSharedOptions(_ arguments: [String]) -> [String] {
+        let withValue: Swift.Set<String> = ["--socket", "--timeout"]
+        let flags: Swift.Set<String> = ["--json"]
+        var leading: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            let name = String(argument.split(separator: "=", maxSplits: 1).first ?? "")
+            if withValue.contains(argument), index + 1 < arguments.count {
+                leading += [argument, arguments[index + 1]]
+                index += 2
+            } else if withValue.contains(name) || flags.contains(argument) {
+                leading.append(argument)
+                index += 1
+            } else {
+                break
+            }
+        }
+        guard !leading.isEmpty, index < arguments.count else { return arguments }
+        return [arguments[index]] + leading + arguments[(index + 1)...]
+    }
+
     static func main() {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(hoistingSharedOptions(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch let error as ClientError {
             FileHandle.standardError.write(Data("costctl: \(error)\n".utf8))

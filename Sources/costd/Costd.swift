@@ -39,6 +39,12 @@ struct Costd: AsyncParsableCommand {
     @Option(name: .customLong("cache-bytes"), help: "Bound of the in-memory L1 cache, in bytes (default 256 MiB).")
     var cacheBytes: Int?
 
+    @Option(help: "Redis behind the L1 cache and for shared budgets: redis://[:password@]host:port/db or unix:///path/redis.sock?db=N.")
+    var redis: String?
+
+    @Option(name: .customLong("redis-password-file"), help: "File holding the Redis password (or set $COSTD_REDIS_PASSWORD).")
+    var redisPasswordFile: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -68,9 +74,16 @@ struct Costd: AsyncParsableCommand {
         let socketPath = configuration.socketPath ?? DefaultPaths.socket(environment: environment)
         let stateDirectory = configuration.stateDirectory ?? DefaultPaths.stateDirectory(environment: environment)
 
-        let ledger = try SpendLedger(directory: stateDirectory, settings: configuration.ledger, logger: logger)
-        let engine = try CostdEngine(rules: rules, ledger: ledger, logger: logger)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
+        let ledger = try SpendLedger(directory: stateDirectory, settings: configuration.ledger, logger: logger)
+        let redis = configuration.redis.map { RedisConnector(settings: $0, eventLoop: group.next(), logger: logger) }
+        let engine = try CostdEngine(rules: rules, ledger: ledger, redis: redis?.client, logger: logger)
+        if let redis, let settings = configuration.redis {
+            if !redis.start(engine: engine, waitMillis: max(1_000, settings.connectTimeoutMillis * 2)) {
+                logger.warning("Starting without Redis: cache calls use L1 only and records go to the local backlog until it is reachable")
+            }
+        }
+        defer { redis?.stop() }
 
         let server = SocketServer(
             configuration: .init(address: .unixSocket(socketPath), limits: configuration.limits),
@@ -81,8 +94,8 @@ struct Costd: AsyncParsableCommand {
         )
         let serviceGroup = ServiceGroup(
             services: [
-                LedgerService(engine: engine, logger: logger),
-                MaintenanceService(engine: engine, sweepInterval: .seconds(configuration.cache.sweepIntervalSeconds)),
+                StoreService(engine: engine, logger: logger),
+                MaintenanceService(engine: engine, eventLoop: group.next()),
                 server,
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -128,6 +141,24 @@ struct Costd: AsyncParsableCommand {
         }
         if let maxFrameBytes { configuration.limits.maxFrameBytes = maxFrameBytes }
         if let cacheBytes { configuration.cache.maxBytes = cacheBytes }
+        if let redis {
+            configuration.redis = RedisSettings(endpoint: try RedisEndpoint(url: redis))
+            if configuration.redis?.endpoint.password != nil {
+                FileHandle.standardError.write(Data("costd: warning: a password in --redis is visible to every user in the process list; use --redis-password-file or $COSTD_REDIS_PASSWORD\n".utf8))
+            }
+        }
+        if let redisPasswordFile { configuration.redisPasswordFile = redisPasswordFile }
+        if configuration.redis != nil {
+            if let file = configuration.redisPasswordFile {
+                guard let data = FileManager.default.contents(atPath: file) else {
+                    throw ConfigError("cannot read the Redis password file \(file)")
+                }
+                let password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                configuration.redis?.endpoint.password = password
+            } else if let password = ProcessInfo.processInfo.environment["COSTD_REDIS_PASSWORD"], !password.isEmpty {
+                configuration.redis?.endpoint.password = password
+            }
+        }
         try configuration.validate()
         return configuration
     }

@@ -89,7 +89,11 @@ import Testing
     @Test func snapshotsRoundTrip() throws {
         var book = SpendBook()
         book.apply(SpendRecord(recordId: "a", unixMillis: 0, day: "2026-11-28", model: "m", user: "u", feature: "f", unit: "x.service", cost: Money(nanos: 123), inputTokens: 5, outputTokens: 6))
-        book.addCacheCounters(CacheCounters(l1Hits: 3, misses: 2), day: "2026-11-28")
+        var counters = CacheCounterSet()
+        counters.total = CacheCounters(l1Hits: 3, misses: 2)
+        counters.byModel["m"] = CacheCounters(l1Hits: 3)
+        counters.byNamespace[""] = CacheCounters(misses: 2)
+        book.addCacheCounters(counters, day: "2026-11-28")
         book.markFired(.day, period: "2026-11-28", level: .warning)
         var writer = JSONWriter()
         book.writeSnapshot(to: &writer)

@@ -77,7 +77,7 @@ public struct PeriodTotals: Sendable, Equatable {
     public var byUser: [String: SpendBreakdown] = [:]
     public var byFeature: [String: SpendBreakdown] = [:]
     public var byUnit: [String: SpendBreakdown] = [:]
-    public var cache = CacheCounters()
+    public var cache = CacheCounterSet()
 
     public init() {}
 
@@ -112,7 +112,7 @@ public struct PeriodTotals: Sendable, Equatable {
         for (key, value) in other.byUser { byUser[key, default: SpendBreakdown()].merge(value) }
         for (key, value) in other.byFeature { byFeature[key, default: SpendBreakdown()].merge(value) }
         for (key, value) in other.byUnit { byUnit[key, default: SpendBreakdown()].merge(value) }
-        cache += other.cache
+        cache.add(other.cache)
     }
 }
 
@@ -134,8 +134,8 @@ public struct SpendBook: Sendable {
         }
     }
 
-    public mutating func addCacheCounters(_ counters: CacheCounters, day: String) {
-        days[day, default: PeriodTotals()].cache += counters
+    public mutating func addCacheCounters(_ counters: CacheCounterSet, day: String) {
+        days[day, default: PeriodTotals()].cache.add(counters)
     }
 
     public func spent(_ scope: BudgetScope, period: String) -> Money {
@@ -254,7 +254,7 @@ public struct SpendBook: Sendable {
             totals.byUser = readMap(value["users"])
             totals.byFeature = readMap(value["features"])
             totals.byUnit = readMap(value["units"])
-            totals.cache = CacheCounters(compact: value["cache"] ?? .null)
+            totals.cache = CacheCounterSet(compact: value["cache"] ?? .null)
             days[member.key] = totals
             monthSpent[PeriodCalendar.monthKey(ofDay: member.key), default: .zero] += totals.spent
         }

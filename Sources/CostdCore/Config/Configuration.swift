@@ -36,6 +36,12 @@ public struct CacheSettings: Sendable, Equatable {
     public var maxTTLSeconds: Int64 = 30 * 86_400
     /// How often expired entries are swept out of L1, in seconds.
     public var sweepIntervalSeconds: Int64 = 10
+    /// How long a single-flight lease lives unless filled or released, in seconds.
+    public var leaseTTLSeconds: Int64 = 30
+    /// How long `cacheGet` with `lease:true` waits for another caller's fill when it gives no `waitMs`.
+    public var defaultLeaseWaitMillis: Int64 = 10_000
+    /// The longest `waitMs` a client may ask for.
+    public var maxLeaseWaitMillis: Int64 = 120_000
 
     public init() {}
 }
@@ -68,6 +74,10 @@ public struct Configuration: Sendable, Equatable {
     /// `[prices]` entries of the config, over the price file and the built-in table.
     public var prices = PriceTable()
     public var ledger = LedgerSettings()
+    /// Redis behind the L1 cache, and the shared budget; nil runs on the embedded default.
+    public var redis: RedisSettings?
+    /// A file holding the Redis password (read at start and on reload, never logged).
+    public var redisPasswordFile: String?
 
     public init() {}
 
@@ -83,7 +93,11 @@ public struct Configuration: Sendable, Equatable {
             throw ConfigError("cache: default_ttl must be positive and at most max_ttl")
         }
         guard cache.maxBytes >= 0 else { throw ConfigError("cache.max_bytes must not be negative") }
+        guard cache.leaseTTLSeconds > 0, cache.sweepIntervalSeconds > 0 else {
+            throw ConfigError("cache: lease_ttl and sweep_interval must be positive")
+        }
         _ = try PeriodCalendar(timeZoneIdentifier: timeZone)
+        try redis?.validate()
     }
 }
 
@@ -116,6 +130,9 @@ extension Configuration {
             cache.defaultTTLSeconds = try section.int64("default_ttl") ?? cache.defaultTTLSeconds
             cache.maxTTLSeconds = try section.int64("max_ttl") ?? cache.maxTTLSeconds
             cache.sweepIntervalSeconds = try section.int64("sweep_interval") ?? cache.sweepIntervalSeconds
+            cache.leaseTTLSeconds = try section.int64("lease_ttl") ?? cache.leaseTTLSeconds
+            cache.defaultLeaseWaitMillis = try section.int64("lease_wait_ms") ?? cache.defaultLeaseWaitMillis
+            cache.maxLeaseWaitMillis = try section.int64("max_lease_wait_ms") ?? cache.maxLeaseWaitMillis
             try section.finish()
         }
         if var section = try root.section("budget") {
@@ -154,6 +171,22 @@ extension Configuration {
             ledger.historyDays = try section.int("history_days") ?? ledger.historyDays
             ledger.recordIdWindowSeconds = try section.int64("record_id_window") ?? ledger.recordIdWindowSeconds
             try section.finish()
+        }
+        if var section = try root.section("redis") {
+            guard let url = try section.string("url") else { throw ConfigError("redis.url is required in [redis]") }
+            var redis = RedisSettings(endpoint: try RedisEndpoint(url: url))
+            redisPasswordFile = try section.string("password_file")
+            redis.keyPrefix = try section.string("key_prefix") ?? redis.keyPrefix
+            redis.poolSize = try section.int("pool_size") ?? redis.poolSize
+            redis.connectTimeoutMillis = try section.int64("connect_timeout_ms") ?? redis.connectTimeoutMillis
+            redis.cacheTimeoutMillis = try section.int64("cache_timeout_ms") ?? redis.cacheTimeoutMillis
+            redis.recordTimeoutMillis = try section.int64("record_timeout_ms") ?? redis.recordTimeoutMillis
+            redis.recordIdWindowSeconds = try section.int64("record_id_window") ?? redis.recordIdWindowSeconds
+            redis.dayKeyTTLDays = try section.int64("day_key_ttl_days") ?? redis.dayKeyTTLDays
+            redis.monthKeyTTLDays = try section.int64("month_key_ttl_days") ?? redis.monthKeyTTLDays
+            redis.maxReplyBytes = try section.int("max_reply_bytes") ?? redis.maxReplyBytes
+            try section.finish()
+            self.redis = redis
         }
         try root.finish()
         try validate()

@@ -1,5 +1,6 @@
 import CostdCore
 import CostdProtocol
+import CostdRedis
 import Foundation
 import Logging
 import NIOCore
@@ -21,29 +22,39 @@ public struct CallerIdentity: Sendable, Equatable {
     }
 }
 
-/// The daemon's state and its methods: the cache, the ledger, the rules, the counters.
+/// The daemon's state and its methods: the cache, the spend store, the rules.
 ///
 /// Each method validates its params, does its work against the pure core, and writes its
-/// result. Methods that touch only memory answer on the calling event loop at once; `record`
-/// answers when its ledger entry is durable.
+/// result. Methods that touch only memory answer on the calling event loop at once; the others
+/// (a `record` waiting for the disk or Redis, an L2 lookup) answer through a future.
 public final class CostdEngine: Sendable {
-    public static let version = "0.1.0"
+    public static let version = "0.2.0"
 
     private let currentRules: Mutex<Rules>
     private let calendar: Mutex<PeriodCalendar>
-    let l1: L1Cache
-    let ledger: SpendLedger
-    let counters = CacheCounterCells()
+    let cache: CacheTier
+    let store: any SpendStore
     let logger: Logger
     let startedAt = NIODeadline.now()
     private let recordIdCounter = Atomic<UInt64>(0)
     private let recordIdPrefix: String
 
-    public init(rules: Rules, ledger: SpendLedger, logger: Logger) throws {
+    /// The embedded default, or Redis when `redis` is given (the ledger then keeps its backlog).
+    public init(rules: Rules, ledger: SpendLedger, redis: RedisClient?, logger: Logger) throws {
         self.currentRules = Mutex(rules)
         self.calendar = Mutex(try PeriodCalendar(timeZoneIdentifier: rules.configuration.timeZone))
-        self.l1 = L1Cache(capacityBytes: rules.configuration.cache.maxBytes)
-        self.ledger = ledger
+        let cacheSettings = rules.configuration.cache
+        self.cache = CacheTier(
+            l1: L1Cache(capacityBytes: cacheSettings.maxBytes), redis: redis, leaseTTLSeconds: cacheSettings.leaseTTLSeconds,
+            logger: logger
+        )
+        if let redis {
+            let store = RedisSpendStore(redis: redis, ledger: ledger, logger: logger)
+            store.replayBudget.withLock { $0 = rules.budget }
+            self.store = store
+        } else {
+            self.store = ledger
+        }
         self.logger = logger
         // Daemon-made record ids: unique across restarts and hosts without coordination.
         self.recordIdPrefix = "costd-" + UUID().uuidString.lowercased().prefix(13) + "-"
@@ -51,11 +62,12 @@ public final class CostdEngine: Sendable {
 
     public var rules: Rules { currentRules.withLock { $0 } }
 
-    /// Swaps in new rules (a reload). The L1 size is fixed at start.
+    /// Swaps in new rules (a reload). The L1 size and the Redis connection are fixed at start.
     public func replaceRules(_ rules: Rules) throws {
         let newCalendar = try PeriodCalendar(timeZoneIdentifier: rules.configuration.timeZone)
         currentRules.withLock { $0 = rules }
         calendar.withLock { $0 = newCalendar }
+        (store as? RedisSpendStore)?.replayBudget.withLock { $0 = rules.budget }
     }
 
     // MARK: - Clocks
@@ -85,53 +97,45 @@ public final class CostdEngine: Sendable {
 
     /// Moves the cache counters gathered since the last call into today's totals.
     public func flushCacheCounters() {
-        ledger.addCacheCounters(counters.take(), day: today())
+        store.addCacheCounters(cache.counters.take(), day: today())
     }
 
-    public func sweepExpiredCacheEntries() {
-        l1.removeExpired(now: CostdEngine.monotonicNanos())
+    /// Expired entries out of L1; Redis upkeep (backlog replay, fleet counters, known spend).
+    public func maintain(on eventLoop: any EventLoop) {
+        cache.sweep()
+        if let redisStore = store as? RedisSpendStore {
+            redisStore.maintain(today: today(), on: eventLoop)
+        }
+    }
+
+    /// Applies a notice from other daemons (Redis pub/sub).
+    public func handleEvent(_ payload: [UInt8]) {
+        cache.handleEvent(payload)
+    }
+
+    public func resynchronizeCache() {
+        cache.resynchronize()
+    }
+
+    /// Tells the store that Redis came back, so the backlog goes in at once.
+    public func redisBecameAvailable(on eventLoop: any EventLoop) {
+        (store as? RedisSpendStore)?.replayBacklog(on: eventLoop, budget: rules.budget)
     }
 
     /// A one-line summary for logs and service managers.
     public func statusLine() -> String {
         let rules = self.rules
         let day = today()
-        let totals = ledger.withBook { $0.totals(day: day) }
-        let cache = totals.cache + counters.peek()
-        let hitRate = String(format: "%.1f%%", cache.hitRate * 100)
-        var line = "today \(totals.spent)"
+        let cacheCounts = cache.counters.peek().total
+        var line = "today \(store.knownSpend(.day, period: day))"
         if let daily = rules.budget.daily { line += " of \(daily)" }
-        line += ", \(totals.requests) calls, cache hit rate \(hitRate), \(l1.statistics.entries) cached"
+        line += ", cache hit rate \(String(format: "%.1f%%", cacheCounts.hitRate * 100)), \(cache.l1.statistics.entries) cached"
+        let status = store.status
+        if status.kind == .redis { line += ", redis \(status.state), backlog \(status.backlog)" }
         return line
     }
-}
 
-/// Cache lookups counted as they happen, lock-free; moved into the ledger's day totals by
-/// ``CostdEngine/flushCacheCounters()``.
-final class CacheCounterCells: Sendable {
-    let l1Hits = Atomic<Int64>(0)
-    let l2Hits = Atomic<Int64>(0)
-    let fillHits = Atomic<Int64>(0)
-    let misses = Atomic<Int64>(0)
-    let sets = Atomic<Int64>(0)
-
-    func take() -> CacheCounters {
-        CacheCounters(
-            l1Hits: l1Hits.exchange(0, ordering: .relaxed),
-            l2Hits: l2Hits.exchange(0, ordering: .relaxed),
-            fillHits: fillHits.exchange(0, ordering: .relaxed),
-            misses: misses.exchange(0, ordering: .relaxed),
-            sets: sets.exchange(0, ordering: .relaxed)
-        )
-    }
-
-    func peek() -> CacheCounters {
-        CacheCounters(
-            l1Hits: l1Hits.load(ordering: .relaxed),
-            l2Hits: l2Hits.load(ordering: .relaxed),
-            fillHits: fillHits.load(ordering: .relaxed),
-            misses: misses.load(ordering: .relaxed),
-            sets: sets.load(ordering: .relaxed)
-        )
+    public func close() {
+        store.close()
     }
 }

@@ -1,5 +1,6 @@
 import CostdCore
 import CostdProtocol
+import CostdRedis
 import Logging
 import NIOCore
 
@@ -16,15 +17,18 @@ extension CostdEngine {
     ) throws(RPCError) -> MethodReply {
         let params = Params(request)
         switch request.method {
-        case "cacheGet": try cacheGet(params, into: &writer)
-        case "cacheSet": try cacheSet(params, into: &writer)
-        case "route": try route(params, into: &writer)
+        case "cacheGet": return try cacheGet(params, on: eventLoop, into: &writer)
+        case "cacheSet": return try cacheSet(params, on: eventLoop, into: &writer)
+        case "route": return try route(params, on: eventLoop, into: &writer)
         case "record": return .later(try record(params, caller: caller, on: eventLoop))
-        case "report": try report(params, into: &writer)
+        case "report": return .later(try report(params, on: eventLoop))
         case "ping": ping(into: &writer)
         case "estimate": try estimate(params, into: &writer)
-        case "cacheDelete": try cacheDelete(params, into: &writer)
-        case "cacheFlush": try cacheFlush(params, into: &writer)
+        case "reserve": return .later(try reserve(params, on: eventLoop))
+        case "releaseReservation": return .later(try releaseReservation(params, on: eventLoop))
+        case "cacheDelete": return try cacheDelete(params, on: eventLoop)
+        case "cacheFlush": return try cacheFlush(params, on: eventLoop)
+        case "cacheRelease": return try cacheRelease(params, on: eventLoop)
         default: throw .methodNotFound(request.method)
         }
         return .written
@@ -108,6 +112,20 @@ extension CostdEngine {
             let rpcError: RPCError
             switch error {
             case let error as RPCError: rpcError = error
+            case let error as BudgetExceeded:
+                rpcError = RPCError(
+                    code: RPCError.budgetExceededCode,
+                    message: "budget exceeded: the \(error.scope.rawValue) budget of $\(error.budget.decimalString) has $\((error.budget - error.spent - error.reserved).decimalString) left, $\(error.requested.decimalString) was asked for",
+                    data: [
+                        "scope": .string(error.scope.rawValue), "period": .string(error.period),
+                        "spentUsd": .number(JSONNumber(validatedLiteral: error.spent.decimalString)),
+                        "reservedUsd": .number(JSONNumber(validatedLiteral: error.reserved.decimalString)),
+                        "budgetUsd": .number(JSONNumber(validatedLiteral: error.budget.decimalString)),
+                        "requestedUsd": .number(JSONNumber(validatedLiteral: error.requested.decimalString)),
+                    ]
+                )
+            case let error as RedisError:
+                rpcError = .backendUnavailable("\(error)")
             case let error as SystemError:
                 logger.critical("Ledger write failed; spend can no longer be recorded", metadata: ["error": "\(error)"])
                 rpcError = .backendUnavailable("the ledger could not write to disk: \(error)")

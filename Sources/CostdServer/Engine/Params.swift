@@ -38,6 +38,22 @@ struct Params {
         return string
     }
 
+    /// A name (model, user, feature, namespace): a string of at most 256 bytes without control
+    /// characters, so it can be part of a key or a field name anywhere.
+    func name(_ key: String) throws(RPCError) -> String? {
+        guard let name = try string(key, maxLength: 256) else { return nil }
+        guard !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw .invalidParams("'\(key)' must not contain control characters")
+        }
+        return name
+    }
+
+    func requireName(_ key: String) throws(RPCError) -> String {
+        guard let name = try name(key) else { throw .invalidParams("'\(key)' is required") }
+        guard !name.isEmpty else { throw .invalidParams("'\(key)' must not be empty") }
+        return name
+    }
+
     /// A non-negative integer (JSON `12`, `12.0` and `1.2e1` all count as 12).
     func count(_ key: String, max: Int64 = 1 << 50) throws(RPCError) -> Int64? {
         guard let value = value(key) else { return nil }

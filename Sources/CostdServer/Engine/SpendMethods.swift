@@ -1,5 +1,6 @@
 import CostdCore
 import CostdProtocol
+import Logging
 import NIOCore
 
 /// `record` and `estimate`: pricing calls and counting them against the budgets.
@@ -18,12 +19,12 @@ extension CostdEngine {
     }
 
     /// `{model, inputTokens, outputTokens, cachedInputTokens?, images?, batch?, cached?, user?,
-    /// feature?, costUsd?, recordId?}` → `{costUsd, day, month, alerts}` once durable.
+    /// feature?, costUsd?, recordId?, reservation?}` → `{costUsd, day, month, alerts}` once durable.
     func record(_ params: Params, caller: CallerIdentity?, on eventLoop: any EventLoop) throws(RPCError)
         -> EventLoopFuture<[UInt8]>
     {
         let rules = self.rules
-        let model = try params.requireString("model", maxLength: 256)
+        let model = try params.requireName("model")
         let images = try params.count("images", max: 1_000_000) ?? 0
         let explicitCost = try params.money("costUsd")
         // Token counts are required unless the call is priced otherwise (images, or an explicit cost).
@@ -36,7 +37,7 @@ extension CostdEngine {
             cachedInputTokens: try params.count("cachedInputTokens") ?? 0,
             cacheWriteInputTokens: try params.count("cacheWriteInputTokens") ?? 0,
             images: images,
-            imageQuality: try params.string("imageQuality", maxLength: 32) ?? "standard",
+            imageQuality: try params.name("imageQuality") ?? "standard",
             batch: try params.bool("batch") ?? false
         )
         guard usage.cachedInputTokens + usage.cacheWriteInputTokens <= usage.inputTokens else {
@@ -44,8 +45,9 @@ extension CostdEngine {
         }
         let cached = try params.bool("cached") ?? false
         let cost = try price(model: model, usage: usage, explicit: explicitCost, rules: rules)
-        let clientRecordId = try params.string("recordId", maxLength: 256)
+        let clientRecordId = try params.name("recordId")
         if let clientRecordId, clientRecordId.isEmpty { throw .invalidParams("'recordId' must not be empty") }
+        let reservation = try params.name("reservation")
 
         let now = CostdEngine.nowMillis()
         let record = SpendRecord(
@@ -53,8 +55,8 @@ extension CostdEngine {
             unixMillis: now,
             day: dayKey(unixMillis: now),
             model: model,
-            user: try params.string("user", maxLength: 256) ?? caller?.userName,
-            feature: try params.string("feature", maxLength: 256),
+            user: try params.name("user") ?? caller?.userName,
+            feature: try params.name("feature"),
             unit: caller?.unit,
             cost: cost,
             cached: cached,
@@ -64,23 +66,81 @@ extension CostdEngine {
             routingSaved: cached || images > 0 ? .zero : routingSavings(model: model, usage: usage, cost: cost, rules: rules)
         )
         let logger = self.logger
-        return ledger.commit(record, rememberId: clientRecordId != nil, budget: rules.budget, nowMillis: now, on: eventLoop)
+        return store.record(record, rememberId: clientRecordId != nil, reservation: reservation, budget: rules.budget, on: eventLoop)
             .map { receipt in
                 if !receipt.duplicate {
-                    for alert in receipt.alerts {
-                        logger.warning(
-                            "Budget \(alert.level == .exceeded ? "exceeded" : "warning")",
-                            metadata: [
-                                "scope": "\(alert.scope.rawValue)", "period": "\(alert.period)",
-                                "spent.usd": "\(alert.spent.decimalString)", "budget.usd": "\(alert.budget.decimalString)",
-                            ]
-                        )
-                    }
+                    for alert in receipt.alerts { CostdEngine.log(alert, logger: logger) }
                 }
                 var writer = JSONWriter(reservingCapacity: 384)
                 CostdEngine.writeReceipt(receipt, to: &writer)
                 return writer.bytes
             }
+    }
+
+    static func log(_ alert: BudgetAlert, logger: Logger) {
+        logger.warning(
+            "Budget \(alert.level == .exceeded ? "exceeded" : "warning")",
+            metadata: [
+                "scope": "\(alert.scope.rawValue)", "period": "\(alert.period)",
+                "spent.usd": "\(alert.spent.decimalString)", "budget.usd": "\(alert.budget.decimalString)",
+            ]
+        )
+    }
+
+    /// `{model, inputTokens, maxOutputTokens, user?, feature?, ttl?}` → `{reservation, amountUsd, …}`:
+    /// sets the worst-case cost of a call aside against the hard budgets before the call is made,
+    /// or refuses with budget exceeded (-32000). `record {reservation}` settles it.
+    func reserve(_ params: Params, on eventLoop: any EventLoop) throws(RPCError) -> EventLoopFuture<[UInt8]> {
+        let rules = self.rules
+        let model = try params.requireName("model")
+        let inputTokens = try params.requireCount("inputTokens")
+        let maxOutputTokens = try params.requireCount("maxOutputTokens")
+        _ = try params.name("user")
+        _ = try params.name("feature")
+        guard let price = rules.prices.price(for: model) else { throw .unknownModel(model) }
+        let amount = price.cost(inputTokens: inputTokens, outputTokens: maxOutputTokens)
+        let ttlSeconds = try params.count("ttl", max: 86_400) ?? 600
+        guard ttlSeconds > 0 else { throw .invalidParams("'ttl' must be at least 1 second") }
+        return takeReservation(amount: amount, ttlSeconds: ttlSeconds, rules: rules, on: eventLoop).map { grant in
+            var writer = JSONWriter()
+            writer.beginObject()
+            CostdEngine.writeGrantFields(grant, into: &writer)
+            writer.endObject()
+            return writer.bytes
+        }
+    }
+
+    func takeReservation(amount: Money, ttlSeconds: Int64, rules: Rules, on eventLoop: any EventLoop)
+        -> EventLoopFuture<ReservationGrant>
+    {
+        let now = CostdEngine.nowMillis()
+        let day = dayKey(unixMillis: now)
+        let request = ReservationRequest(
+            id: "rsv-" + CacheTier.makeToken(), amount: amount, day: day, month: PeriodCalendar.monthKey(ofDay: day),
+            nowMillis: now, expiresAtMillis: now + ttlSeconds * 1000
+        )
+        return store.reserve(request, budget: rules.budget, on: eventLoop)
+    }
+
+    /// Writes the fields of a grant into an object the caller has begun.
+    static func writeGrantFields(_ grant: ReservationGrant, into writer: inout JSONWriter) {
+        writer.field("reservation", grant.id)
+        writer.field("amountUsd", grant.amount)
+        writer.field("expiresAt", grant.expiresAtMillis)
+        writer.field("day") { grant.day.write(to: &$0) }
+        writer.field("month") { grant.month.write(to: &$0) }
+    }
+
+    /// `{reservation}` → `{released:Bool}`.
+    func releaseReservation(_ params: Params, on eventLoop: any EventLoop) throws(RPCError) -> EventLoopFuture<[UInt8]> {
+        guard let id = try params.name("reservation") else { throw .invalidParams("'reservation' is required") }
+        return store.release(reservation: id, on: eventLoop).map { released in
+            var writer = JSONWriter()
+            writer.beginObject()
+            writer.field("released", released)
+            writer.endObject()
+            return writer.bytes
+        }
     }
 
     static func writeReceipt(_ receipt: RecordReceipt, to writer: inout JSONWriter) {
@@ -99,6 +159,7 @@ extension CostdEngine {
             writer.endArray()
         }
         if receipt.duplicate { writer.field("duplicate", true) }
+        if receipt.backlogged { writer.field("backlogged", true) }
         writer.endObject()
     }
 

@@ -14,6 +14,16 @@ public struct RecordReceipt: Sendable {
     /// True when the `recordId` had been recorded before: nothing was counted again, and the
     /// first result is returned.
     public var duplicate: Bool
+    /// True when Redis could not take it in time: it is safe on local disk and will be replayed.
+    public var backlogged = false
+
+    public init(record: SpendRecord, day: BudgetStatus, month: BudgetStatus, alerts: [BudgetAlert], duplicate: Bool) {
+        self.record = record
+        self.day = day
+        self.month = month
+        self.alerts = alerts
+        self.duplicate = duplicate
+    }
 }
 
 /// The embedded store of spend: a durable, append-only log with group commit, compacted into
@@ -44,6 +54,20 @@ public final class SpendLedger: Sendable {
         var compacting = false
         /// How long a client's record id is remembered.
         var recordIdWindowMillis: Int64 = LedgerSettings().recordIdWindowSeconds * 1000
+        /// Open reservations against hard budgets (in memory: a restart releases them).
+        var reservations: [String: Reservation] = [:]
+        /// Reserved money by period (`d:2026-11-29`, `m:2026-11`).
+        var reserved: [String: Money] = [:]
+        /// With Redis: records acknowledged while it was unreachable, in order, until replayed.
+        var backlog: [String: SpendRecord] = [:]
+        var backlogOrder: [String] = []
+    }
+
+    struct Reservation: Sendable {
+        var amount: Money
+        var day: String
+        var month: String
+        var expiresAtMillis: Int64
     }
 
     private let state: Mutex<State>
@@ -94,11 +118,13 @@ public final class SpendLedger: Sendable {
     public func commit(
         _ record: SpendRecord,
         rememberId: Bool,
+        reservation: String? = nil,
         budget: BudgetSettings,
         nowMillis: Int64,
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<RecordReceipt> {
         let (receipt, sequence, compaction) = state.withLock { state -> (RecordReceipt, UInt64, (() -> Void)?) in
+            if let reservation { state.settle(reservation) }
             state.expireRecordIds(nowMillis: nowMillis)
             if rememberId, let remembered = state.recordIds[record.recordId] {
                 var receipt = remembered.receipt
@@ -138,7 +164,7 @@ public final class SpendLedger: Sendable {
 
     /// Adds cache lookups to a day. Not waited for: losing a second of counters to a crash is
     /// acceptable, losing spend is not.
-    public func addCacheCounters(_ counters: CacheCounters, day: String) {
+    public func addCacheCounters(_ counters: CacheCounterSet, day: String) {
         guard !counters.isZero else { return }
         state.withLock { state in
             state.book.addCacheCounters(counters, day: day)
@@ -155,6 +181,88 @@ public final class SpendLedger: Sendable {
     }
 
     public var isFailed: Bool { writer.isFailed }
+
+    // MARK: - Reservations (hard budgets)
+
+    /// Sets `request.amount` aside if the hard budgets allow it, counting what is spent and what
+    /// other open reservations hold.
+    public func reserve(_ request: ReservationRequest, budget: BudgetSettings) throws(BudgetExceeded) -> ReservationGrant {
+        let result = state.withLock { state -> Result<ReservationGrant, BudgetExceeded> in
+            state.expireReservations(nowMillis: request.nowMillis)
+            for (scope, period) in [(BudgetScope.day, request.day), (.month, request.month)] {
+                guard budget.isHard(scope), let limit = budget.budget(for: scope) else { continue }
+                let spent = state.book.spent(scope, period: period)
+                let reserved = state.reserved[SpendLedger.reservedKey(scope, period), default: .zero]
+                if spent + reserved + request.amount > limit {
+                    return .failure(
+                        BudgetExceeded(scope: scope, period: period, spent: spent, reserved: reserved, budget: limit, requested: request.amount)
+                    )
+                }
+            }
+            state.reservations[request.id] = Reservation(
+                amount: request.amount, day: request.day, month: request.month, expiresAtMillis: request.expiresAtMillis
+            )
+            state.reserved[SpendLedger.reservedKey(.day, request.day), default: .zero] += request.amount
+            state.reserved[SpendLedger.reservedKey(.month, request.month), default: .zero] += request.amount
+            return .success(
+                ReservationGrant(
+                    id: request.id,
+                    amount: request.amount,
+                    expiresAtMillis: request.expiresAtMillis,
+                    day: state.status(.day, period: request.day, budget: budget),
+                    month: state.status(.month, period: request.month, budget: budget)
+                )
+            )
+        }
+        return try result.get()
+    }
+
+    /// Gives a reservation up; true when it was open.
+    public func release(reservation: String) -> Bool {
+        state.withLock { $0.settle(reservation) }
+    }
+
+    static func reservedKey(_ scope: BudgetScope, _ period: String) -> String {
+        (scope == .day ? "d:" : "m:") + period
+    }
+
+    // MARK: - Backlog (Redis mode)
+
+    /// Keeps a record Redis could not take; acknowledged once it is on disk here.
+    public func appendBacklog(_ record: SpendRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let sequence = state.withLock { state -> UInt64 in
+            if state.backlog[record.recordId] == nil {
+                state.backlog[record.recordId] = record
+                state.backlogOrder.append(record.recordId)
+            }
+            return writer.append(LedgerEntry.backlog(record))
+        }
+        return writer.whenDurable(sequence, on: eventLoop)
+    }
+
+    /// The records still to replay into Redis, oldest first.
+    public func pendingBacklog(limit: Int = .max) -> [SpendRecord] {
+        state.withLock { state in
+            var records: [SpendRecord] = []
+            for id in state.backlogOrder {
+                guard records.count < limit else { break }
+                if let record = state.backlog[id] { records.append(record) }
+            }
+            return records
+        }
+    }
+
+    public var backlogCount: Int { state.withLock { $0.backlog.count } }
+
+    /// Marks records as counted in Redis.
+    public func markReplayed(_ recordIds: [String]) {
+        guard !recordIds.isEmpty else { return }
+        state.withLock { state in
+            for id in recordIds { state.backlog.removeValue(forKey: id) }
+            state.backlogOrder.removeAll { state.backlog[$0] == nil }
+            writer.append(LedgerEntry.replayed(recordIds))
+        }
+    }
 
     // MARK: - Compaction
 
@@ -292,7 +400,32 @@ enum LedgerEntry {
         return writer.bytes
     }
 
-    static func cacheCounters(_ counters: CacheCounters, day: String) -> [UInt8] {
+    static func backlog(_ record: SpendRecord) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 256)
+        writer.beginObject()
+        writer.field("k", "b")
+        writer.field("r") { record.write(to: &$0) }
+        writer.endObject()
+        return writer.bytes
+    }
+
+    static func replayed(_ recordIds: [String]) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 64 + recordIds.count * 40)
+        writer.beginObject()
+        writer.field("k", "bd")
+        writer.field("ids") { writer in
+            writer.beginArray()
+            for id in recordIds {
+                writer.string(id)
+                writer.comma()
+            }
+            writer.endArray()
+        }
+        writer.endObject()
+        return writer.bytes
+    }
+
+    static func cacheCounters(_ counters: CacheCounterSet, day: String) -> [UInt8] {
         var writer = JSONWriter(reservingCapacity: 96)
         writer.beginObject()
         writer.field("k", "c")
@@ -327,7 +460,26 @@ extension BudgetAlert {
 
 extension SpendLedger.State {
     func status(_ scope: BudgetScope, period: String, budget: BudgetSettings) -> BudgetStatus {
-        BudgetStatus(spent: book.spent(scope, period: period), budget: budget.budget(for: scope))
+        BudgetStatus(
+            spent: book.spent(scope, period: period),
+            budget: budget.budget(for: scope),
+            reserved: reserved[SpendLedger.reservedKey(scope, period), default: .zero]
+        )
+    }
+
+    /// Closes a reservation; true when it was open.
+    @discardableResult
+    mutating func settle(_ id: String) -> Bool {
+        guard let reservation = reservations.removeValue(forKey: id) else { return false }
+        reserved[SpendLedger.reservedKey(.day, reservation.day), default: .zero] -= reservation.amount
+        reserved[SpendLedger.reservedKey(.month, reservation.month), default: .zero] -= reservation.amount
+        return true
+    }
+
+    mutating func expireReservations(nowMillis: Int64) {
+        for (id, reservation) in reservations where reservation.expiresAtMillis <= nowMillis {
+            settle(id)
+        }
     }
 
     mutating func remember(_ receipt: RecordReceipt, sequence: UInt64, expiresAtMillis: Int64) {
@@ -364,7 +516,18 @@ extension SpendLedger.State {
             }
         case "c":
             guard let day = json["day"]?.stringValue, let counters = json["c"] else { return }
-            book.addCacheCounters(CacheCounters(compact: counters), day: day)
+            book.addCacheCounters(CacheCounterSet(compact: counters), day: day)
+        case "b":
+            guard let recordJSON = json["r"], let record = SpendRecord(json: recordJSON) else { return }
+            if backlog[record.recordId] == nil {
+                backlog[record.recordId] = record
+                backlogOrder.append(record.recordId)
+            }
+        case "bd":
+            for id in json["ids"]?.arrayValue ?? [] {
+                if let id = id.stringValue { backlog.removeValue(forKey: id) }
+            }
+            backlogOrder.removeAll { backlog[$0] == nil }
         default:
             break
         }
@@ -389,6 +552,15 @@ extension SpendLedger.State {
         writer.field("v", 1)
         writer.field("gen", generation)
         writer.field("book") { book.writeSnapshot(to: &$0) }
+        writer.field("backlog") { writer in
+            writer.beginArray()
+            for id in backlogOrder {
+                guard let record = backlog[id] else { continue }
+                record.write(to: &writer)
+                writer.comma()
+            }
+            writer.endArray()
+        }
         writer.field("ids") { writer in
             writer.beginArray()
             for (_, remembered) in recordIds where remembered.expiresAtMillis > nowMillis {
@@ -418,6 +590,11 @@ extension SpendLedger.State {
         else { throw SnapshotError("snapshot.json is not a costd ledger snapshot (version 1)") }
         book = try SpendBook(snapshot: bookJSON)
         self.generation = Int(generation)
+        for element in json["backlog"]?.arrayValue ?? [] {
+            guard let record = SpendRecord(json: element), backlog[record.recordId] == nil else { continue }
+            backlog[record.recordId] = record
+            backlogOrder.append(record.recordId)
+        }
         for element in json["ids"]?.arrayValue ?? [] {
             guard let recordJSON = element["r"], let record = SpendRecord(json: recordJSON),
                 let expires = element["exp"]?.numberValue?.int64, expires > nowMillis

@@ -1,39 +1,38 @@
 import CostdCore
+import CostdRedis
 import Logging
+import NIOCore
 import ServiceLifecycle
+import Synchronization
 
-/// Periodic upkeep: cache counters into the day's totals, expired entries out of L1.
+/// Periodic upkeep: cache counters into the day's totals, expired entries out of L1, and with
+/// Redis the backlog replay, the fleet counters and the known spend.
 public struct MaintenanceService: Service {
     let engine: CostdEngine
-    let counterInterval: Duration
-    let sweepInterval: Duration
+    let eventLoop: any EventLoop
+    let interval: Duration
 
-    public init(engine: CostdEngine, counterInterval: Duration = .seconds(2), sweepInterval: Duration) {
+    public init(engine: CostdEngine, eventLoop: any EventLoop, interval: Duration = .seconds(1)) {
         self.engine = engine
-        self.counterInterval = counterInterval
-        self.sweepInterval = sweepInterval
+        self.eventLoop = eventLoop
+        self.interval = interval
     }
 
     public func run() async throws {
         // Shutdown cancels the sleep below; that is the normal way out, not an error.
         try? await cancelWhenGracefulShutdown {
-            let clock = ContinuousClock()
-            var nextSweep = clock.now + sweepInterval
             while !Task.isCancelled {
-                try await Task.sleep(for: counterInterval)
+                try await Task.sleep(for: interval)
                 engine.flushCacheCounters()
-                if clock.now >= nextSweep {
-                    engine.sweepExpiredCacheEntries()
-                    nextSweep = clock.now + sweepInterval
-                }
+                engine.maintain(on: eventLoop)
             }
         }
     }
 }
 
-/// Owns the ledger's lifetime: on shutdown (after the server has drained, since services stop
-/// in reverse order) it writes the last counters and closes the log.
-public struct LedgerService: Service {
+/// Owns the stores' lifetime: on shutdown (after the server has drained, since services stop in
+/// reverse order) it writes the last counters, closes the ledger and lets Redis go.
+public struct StoreService: Service {
     let engine: CostdEngine
     let logger: Logger
 
@@ -45,7 +44,47 @@ public struct LedgerService: Service {
     public func run() async throws {
         try? await gracefulShutdown()
         engine.flushCacheCounters()
-        engine.ledger.close()
-        logger.info("Ledger closed")
+        engine.close()
+        logger.info("Stores closed")
+    }
+}
+
+/// The Redis side of a daemon: the command pool and the subscription to the events channel,
+/// wired to the engine.
+public final class RedisConnector: Sendable {
+    public let client: RedisClient
+    private let subscriber: RedisSubscriber
+    /// The engine is made after the client (it needs it), so the callbacks find it here.
+    private final class EngineSlot: Sendable {
+        let engine = Mutex<CostdEngine?>(nil)
+        var value: CostdEngine? { engine.withLock { $0 } }
+    }
+    private let slot = EngineSlot()
+
+    public init(settings: RedisSettings, eventLoop: any EventLoop, logger: Logger) {
+        let slot = self.slot
+        client = RedisClient(settings: settings, logger: logger) { up in
+            if up { slot.value?.redisBecameAvailable(on: eventLoop) }
+        }
+        subscriber = RedisSubscriber(
+            settings: settings,
+            channel: RedisKeys(prefix: settings.keyPrefix).events,
+            logger: logger,
+            onMessage: { payload in slot.value?.handleEvent(payload) },
+            onResubscribe: { slot.value?.resynchronizeCache() }
+        )
+    }
+
+    /// Starts connecting; waits up to `waitMillis` for the first connection, and says whether it came.
+    public func start(engine: CostdEngine, waitMillis: Int64) -> Bool {
+        slot.engine.withLock { $0 = engine }
+        client.start()
+        subscriber.start()
+        return client.waitUntilAvailable(timeoutMillis: waitMillis)
+    }
+
+    public func stop() {
+        subscriber.stop()
+        client.shutdown()
     }
 }

@@ -1,0 +1,44 @@
+import CostdCore
+import NIOCore
+
+/// The embedded default: spend counted in the local ledger alone.
+extension SpendLedger: SpendStore {
+    public func record(
+        _ record: SpendRecord, rememberId: Bool, reservation: String?, budget: BudgetSettings, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<RecordReceipt> {
+        commit(record, rememberId: rememberId, reservation: reservation, budget: budget, nowMillis: record.unixMillis, on: eventLoop)
+    }
+
+    public func reserve(_ request: ReservationRequest, budget: BudgetSettings, on eventLoop: any EventLoop)
+        -> EventLoopFuture<ReservationGrant>
+    {
+        do {
+            return eventLoop.makeSucceededFuture(try reserve(request, budget: budget))
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+    }
+
+    public func release(reservation: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+        eventLoop.makeSucceededFuture(release(reservation: reservation))
+    }
+
+    public func totals(days: [String], history: [String], on eventLoop: any EventLoop) -> EventLoopFuture<StoredTotals> {
+        let stored = withBook { book in
+            var totals = PeriodTotals()
+            for day in days { totals.merge(book.totals(day: day)) }
+            return StoredTotals(totals: totals, history: history.map { ($0, book.totals(day: $0).spent) })
+        }
+        return eventLoop.makeSucceededFuture(stored)
+    }
+
+    public func knownSpend(_ scope: BudgetScope, period: String) -> Money {
+        withBook { $0.spent(scope, period: period) }
+    }
+
+    public var status: StoreStatus {
+        StoreStatus(kind: .embedded, state: isFailed ? "failed" : "ok", backlog: 0, lastError: nil)
+    }
+
+    public func maintain(on eventLoop: any EventLoop) {}
+}

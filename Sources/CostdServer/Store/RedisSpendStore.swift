@@ -1,0 +1,452 @@
+import CostdCore
+import CostdRedis
+import Logging
+import NIOCore
+import Synchronization
+
+/// Spend counted in Redis, shared by every daemon on it: one Lua script per record increments
+/// integer totals, decides alerts and remembers the record id (exactly once). When Redis
+/// cannot take a record in time, it goes to the local ledger's backlog, is acknowledged from
+/// there, and is replayed into Redis when it is back; the script ignores a record id it has
+/// already counted, so a record that did reach Redis before a timeout is not counted twice.
+public final class RedisSpendStore: SpendStore {
+    let redis: RedisClient
+    let ledger: SpendLedger
+    let keys: RedisKeys
+    let settings: RedisSettings
+    let logger: Logger
+    /// Spend of periods as last read from Redis (`d:<day>`, `m:<month>`).
+    private let known = Mutex<[String: Money]>([:])
+    /// Cache lookups not yet added to the fleet's counters in Redis.
+    private let pendingFleetCounters = Mutex<[String: CacheCounterSet]>([:])
+    private let replaying = Atomic<Bool>(false)
+    private let replayErrorLogged = Atomic<Bool>(false)
+
+    public init(redis: RedisClient, ledger: SpendLedger, logger: Logger) {
+        self.redis = redis
+        self.ledger = ledger
+        self.settings = redis.settings
+        self.keys = RedisKeys(prefix: redis.settings.keyPrefix)
+        self.logger = logger
+    }
+
+    // MARK: - Recording
+
+    public func record(
+        _ record: SpendRecord, rememberId: Bool, reservation: String?, budget: BudgetSettings, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<RecordReceipt> {
+        guard redis.isAvailable else { return backlog(record, budget: budget, on: eventLoop) }
+        let (scriptKeys, arguments) = recordScriptInput(record, reservation: reservation, budget: budget)
+        return redis.evaluate(
+            RedisScripts.record, keys: scriptKeys, arguments: arguments, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop
+        ).flatMapThrowing { reply in
+            try self.receipt(from: reply, for: record, budget: budget)
+        }.flatMapError { error in
+            self.logger.debug("Record goes to the backlog", metadata: ["recordId": "\(record.recordId)", "error": "\(error)"])
+            return self.backlog(record, budget: budget, on: eventLoop)
+        }
+    }
+
+    /// Acknowledges a record from the local backlog. Its alerts are decided when it reaches Redis.
+    private func backlog(_ record: SpendRecord, budget: BudgetSettings, on eventLoop: any EventLoop) -> EventLoopFuture<RecordReceipt> {
+        ledger.appendBacklog(record, on: eventLoop).map {
+            let month = PeriodCalendar.monthKey(ofDay: record.day)
+            let pending = self.ledger.pendingBacklog()
+            func spent(_ scope: BudgetScope, _ period: String) -> Money {
+                let local = pending.filter { (scope == .day ? $0.day : PeriodCalendar.monthKey(ofDay: $0.day)) == period }
+                    .reduce(Money.zero) { $0 + $1.spend }
+                return self.knownSpend(scope, period: period) + local
+            }
+            var receipt = RecordReceipt(
+                record: record,
+                day: BudgetStatus(spent: spent(.day, record.day), budget: budget.daily),
+                month: BudgetStatus(spent: spent(.month, month), budget: budget.monthly),
+                alerts: [],
+                duplicate: false
+            )
+            receipt.backlogged = true
+            return receipt
+        }
+    }
+
+    func recordScriptInput(_ record: SpendRecord, reservation: String?, budget: BudgetSettings) -> ([String], [[UInt8]]) {
+        let month = PeriodCalendar.monthKey(ofDay: record.day)
+        let scriptKeys = [
+            keys.record(record.recordId), keys.day(record.day), keys.month(month),
+            keys.alert(.day, record.day, .warning), keys.alert(.day, record.day, .exceeded),
+            keys.alert(.month, month, .warning), keys.alert(.month, month, .exceeded),
+            keys.reservationAmounts, keys.reservationExpiry, keys.reservedTotals,
+        ]
+        func threshold(_ scope: BudgetScope, _ level: AlertLevel) -> Int64 {
+            guard let limit = budget.budget(for: scope) else { return -1 }
+            return budget.threshold(level, of: limit).nanos
+        }
+        var arguments: [[UInt8]] = [
+            settings.recordIdWindowSeconds.redisBytes,
+            record.cost.nanos.redisBytes,
+            (record.cached ? "1" : "0").redisBytes,
+            (settings.dayKeyTTLDays * 86_400).redisBytes,
+            (settings.monthKeyTTLDays * 86_400).redisBytes,
+            threshold(.day, .warning).redisBytes, threshold(.day, .exceeded).redisBytes,
+            threshold(.month, .warning).redisBytes, threshold(.month, .exceeded).redisBytes,
+            (settings.monthKeyTTLDays * 86_400).redisBytes,
+            (reservation ?? "").redisBytes,
+            record.inputTokens.redisBytes, record.outputTokens.redisBytes, record.cachedInputTokens.redisBytes,
+            record.routingSaved.nanos.redisBytes,
+            record.day.redisBytes, month.redisBytes,
+        ]
+        let separator = SpendFields.separator
+        arguments.append(("m" + separator + record.model).redisBytes)
+        if let user = record.user { arguments.append(("u" + separator + user).redisBytes) }
+        if let feature = record.feature { arguments.append(("f" + separator + feature).redisBytes) }
+        if let unit = record.unit { arguments.append(("x" + separator + unit).redisBytes) }
+        return (scriptKeys, arguments)
+    }
+
+    struct ScriptFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Reads `{new-or-duplicate, "cost|daySpent|monthSpent|alerts"}`.
+    func receipt(from reply: RedisReply, for record: SpendRecord, budget: BudgetSettings) throws -> RecordReceipt {
+        if let message = reply.errorMessage { throw ScriptFailure(description: "record script: \(message)") }
+        guard let parts = reply.array, parts.count == 2, let flag = parts[0].integer, let result = parts[1].text else {
+            throw ScriptFailure(description: "record script: unexpected reply \(reply)")
+        }
+        let fields = result.split(separator: "|", omittingEmptySubsequences: false)
+        guard fields.count == 4, let cost = Int64(fields[0]), let daySpent = Int64(fields[1]), let monthSpent = Int64(fields[2]) else {
+            throw ScriptFailure(description: "record script: unexpected result \(result)")
+        }
+        let month = PeriodCalendar.monthKey(ofDay: record.day)
+        known.withLock {
+            $0["d:" + record.day] = Money(nanos: daySpent)
+            $0["m:" + month] = Money(nanos: monthSpent)
+        }
+        var alerts: [BudgetAlert] = []
+        for name in fields[3].split(separator: ",") {
+            let parts = name.split(separator: ":")
+            guard parts.count == 2, let scope = BudgetScope(rawValue: String(parts[0])),
+                let level = AlertLevel(rawValue: String(parts[1])), let limit = budget.budget(for: scope)
+            else { continue }
+            alerts.append(
+                BudgetAlert(
+                    scope: scope, level: level, period: scope == .day ? record.day : month,
+                    spent: Money(nanos: scope == .day ? daySpent : monthSpent), budget: limit
+                )
+            )
+        }
+        var counted = record
+        counted.cost = Money(nanos: cost)
+        return RecordReceipt(
+            record: counted,
+            day: BudgetStatus(spent: Money(nanos: daySpent), budget: budget.daily),
+            month: BudgetStatus(spent: Money(nanos: monthSpent), budget: budget.monthly),
+            alerts: alerts,
+            duplicate: flag == 1
+        )
+    }
+
+    // MARK: - Hard budgets
+
+    public func reserve(_ request: ReservationRequest, budget: BudgetSettings, on eventLoop: any EventLoop)
+        -> EventLoopFuture<ReservationGrant>
+    {
+        // A hard budget shared through Redis cannot be enforced without it: refuse rather than guess.
+        guard redis.isAvailable else { return eventLoop.makeFailedFuture(RedisError.unavailable) }
+        let scriptKeys = [
+            keys.day(request.day), keys.month(request.month), keys.reservationAmounts, keys.reservationExpiry,
+            keys.reservedTotals,
+        ]
+        let arguments: [[UInt8]] = [
+            request.id.redisBytes, request.amount.nanos.redisBytes, request.expiresAtMillis.redisBytes,
+            request.nowMillis.redisBytes,
+            (budget.isHard(.day) ? budget.daily!.nanos : -1).redisBytes,
+            (budget.isHard(.month) ? budget.monthly!.nanos : -1).redisBytes,
+            request.day.redisBytes, request.month.redisBytes,
+        ]
+        return redis.evaluate(
+            RedisScripts.reserve, keys: scriptKeys, arguments: arguments, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop
+        ).flatMapThrowing { reply in
+            if let message = reply.errorMessage { throw ScriptFailure(description: "reserve script: \(message)") }
+            guard let parts = reply.array, let granted = parts.first?.integer else {
+                throw ScriptFailure(description: "reserve script: unexpected reply \(reply)")
+            }
+            if granted == 0 {
+                let scope = BudgetScope(rawValue: parts[1].text ?? "day") ?? .day
+                throw BudgetExceeded(
+                    scope: scope,
+                    period: scope == .day ? request.day : request.month,
+                    spent: Money(nanos: parts[2].integer ?? 0),
+                    reserved: Money(nanos: parts[3].integer ?? 0),
+                    budget: budget.budget(for: scope) ?? .zero,
+                    requested: request.amount
+                )
+            }
+            let values = parts.dropFirst().map { Money(nanos: $0.integer ?? 0) }
+            return ReservationGrant(
+                id: request.id,
+                amount: request.amount,
+                expiresAtMillis: request.expiresAtMillis,
+                day: BudgetStatus(spent: values[0], budget: budget.daily, reserved: values[1]),
+                month: BudgetStatus(spent: values[2], budget: budget.monthly, reserved: values[3])
+            )
+        }
+    }
+
+    public func release(reservation: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+        redis.evaluate(
+            RedisScripts.release,
+            keys: [keys.reservationAmounts, keys.reservationExpiry, keys.reservedTotals],
+            arguments: [reservation.redisBytes],
+            timeoutMillis: settings.recordTimeoutMillis,
+            on: eventLoop
+        ).map { $0.integer == 1 }
+    }
+
+    // MARK: - Reading
+
+    public func totals(days: [String], history: [String], on eventLoop: any EventLoop) -> EventLoopFuture<StoredTotals> {
+        var commands: [RedisCommand] = days.map { .make("HGETALL", keys.day($0)) }
+        commands += days.map { .make("HGETALL", keys.cacheStatistics($0)) }
+        commands += history.map { .make("HGET", keys.day($0), "spent") }
+        let reservedField = days.count == 1 ? "d:" + days[0] : "m:" + PeriodCalendar.monthKey(ofDay: days.first ?? "")
+        commands.append(.make("HGET", keys.reservedTotals, reservedField))
+        let ledger = self.ledger
+        return redis.execute(commands, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).map { replies in
+            var totals = PeriodTotals()
+            var fleet = CacheCounterSet()
+            for index in days.indices {
+                totals.merge(RedisSpendStore.periodTotals(fromDayHash: replies[index].fields))
+                fleet.add(RedisSpendStore.cacheCounters(fromStatisticsHash: replies[days.count + index].fields))
+            }
+            // Records acknowledged from the backlog and not yet in Redis belong in the figures too.
+            let pending = ledger.pendingBacklog()
+            let daySet = Set(days)
+            var backlogBook = SpendBook()
+            for record in pending where daySet.contains(record.day) { backlogBook.apply(record) }
+            for day in days { totals.merge(backlogBook.totals(day: day)) }
+            // This daemon's own cache lookups live in its ledger; the fleet's are in Redis.
+            ledger.withBook { book in
+                for day in days { totals.cache.add(book.totals(day: day).cache) }
+            }
+            let historyOffset = 2 * days.count
+            let historySpent = history.enumerated().map { index, day -> (day: String, spent: Money) in
+                let stored = Money(nanos: replies[historyOffset + index].integer ?? 0)
+                let local = pending.filter { $0.day == day }.reduce(Money.zero) { $0 + $1.spend }
+                return (day, stored + local)
+            }
+            var stored = StoredTotals(totals: totals, history: historySpent, fleetCache: fleet)
+            stored.reserved = Money(nanos: replies.last?.integer ?? 0)
+            return stored
+        }
+    }
+
+    static func periodTotals(fromDayHash fields: [String: [UInt8]]) -> PeriodTotals {
+        func number(_ bytes: [UInt8]?) -> Int64 { bytes.flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0 }
+        var totals = PeriodTotals()
+        totals.spent = Money(nanos: number(fields["spent"]))
+        totals.requests = number(fields["n"])
+        totals.cachedRequests = number(fields["cn"])
+        totals.savedByCache = Money(nanos: number(fields["savedCache"]))
+        totals.savedByRouting = Money(nanos: number(fields["savedRouting"]))
+        totals.inputTokens = number(fields["in"])
+        totals.outputTokens = number(fields["out"])
+        totals.cachedInputTokens = number(fields["cin"])
+        for (field, value) in fields {
+            let parts = field.split(separator: Character(SpendFields.separator), omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            let name = String(parts[1])
+            let amount = number(value)
+            func update(_ map: inout [String: SpendBreakdown]) {
+                switch parts[2] {
+                case "cost": map[name, default: SpendBreakdown()].cost = Money(nanos: amount)
+                case "n": map[name, default: SpendBreakdown()].requests = amount
+                case "in": map[name, default: SpendBreakdown()].inputTokens = amount
+                case "out": map[name, default: SpendBreakdown()].outputTokens = amount
+                case "cn": map[name, default: SpendBreakdown()].cachedRequests = amount
+                case "saved": map[name, default: SpendBreakdown()].saved = Money(nanos: amount)
+                default: break
+                }
+            }
+            switch parts[0] {
+            case "m": update(&totals.byModel)
+            case "u": update(&totals.byUser)
+            case "f": update(&totals.byFeature)
+            case "x": update(&totals.byUnit)
+            default: break
+            }
+        }
+        return totals
+    }
+
+    public func knownSpend(_ scope: BudgetScope, period: String) -> Money {
+        known.withLock { $0[(scope == .day ? "d:" : "m:") + period] } ?? .zero
+    }
+
+    // MARK: - Cache counters
+
+    public func addCacheCounters(_ counters: CacheCounterSet, day: String) {
+        guard !counters.isZero else { return }
+        ledger.addCacheCounters(counters, day: day)
+        pendingFleetCounters.withLock { $0[day, default: CacheCounterSet()].add(counters) }
+    }
+
+    private func pushFleetCounters(on eventLoop: any EventLoop) {
+        let pending = pendingFleetCounters.withLock { pending -> [String: CacheCounterSet] in
+            defer { pending = [:] }
+            return pending
+        }
+        guard !pending.isEmpty else { return }
+        var commands: [RedisCommand] = []
+        for (day, counters) in pending {
+            let key = keys.cacheStatistics(day)
+            var increments: [(String, Int64)] = RedisSpendStore.fields(of: counters.total, prefix: "")
+            for (model, modelCounters) in counters.byModel {
+                increments += RedisSpendStore.fields(of: modelCounters, prefix: "m" + SpendFields.separator + model + SpendFields.separator)
+            }
+            for (namespace, namespaceCounters) in counters.byNamespace {
+                increments += RedisSpendStore.fields(of: namespaceCounters, prefix: "n" + SpendFields.separator + namespace + SpendFields.separator)
+            }
+            for (field, amount) in increments where amount != 0 {
+                commands.append(.make("HINCRBY", key, field, amount))
+            }
+            commands.append(.make("EXPIRE", key, settings.dayKeyTTLDays * 86_400))
+        }
+        redis.execute(commands, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).whenFailure { _ in
+            // Keep them for the next try.
+            self.pendingFleetCounters.withLock { current in
+                for (day, counters) in pending { current[day, default: CacheCounterSet()].add(counters) }
+            }
+        }
+    }
+
+    static func fields(of counters: CacheCounters, prefix: String) -> [(String, Int64)] {
+        [
+            (prefix + "l1", counters.l1Hits), (prefix + "l2", counters.l2Hits), (prefix + "fill", counters.fillHits),
+            (prefix + "miss", counters.misses), (prefix + "set", counters.sets),
+        ]
+    }
+
+    static func cacheCounters(fromStatisticsHash fields: [String: [UInt8]]) -> CacheCounterSet {
+        var set = CacheCounterSet()
+        for (field, value) in fields {
+            guard let amount = Int64(String(decoding: value, as: UTF8.self)) else { continue }
+            let parts = field.split(separator: Character(SpendFields.separator), omittingEmptySubsequences: false)
+            func add(_ name: Substring, to counters: inout CacheCounters) {
+                switch name {
+                case "l1": counters.l1Hits += amount
+                case "l2": counters.l2Hits += amount
+                case "fill": counters.fillHits += amount
+                case "miss": counters.misses += amount
+                case "set": counters.sets += amount
+                default: break
+                }
+            }
+            if parts.count == 1 {
+                add(parts[0], to: &set.total)
+            } else if parts.count == 3 {
+                let name = String(parts[1])
+                if parts[0] == "m" { add(parts[2], to: &set.byModel[name, default: CacheCounters()]) }
+                if parts[0] == "n" { add(parts[2], to: &set.byNamespace[name, default: CacheCounters()]) }
+            }
+        }
+        return set
+    }
+
+    // MARK: - Upkeep
+
+    public var status: StoreStatus {
+        let state = redis.state
+        return StoreStatus(kind: .redis, state: state.up ? "up" : "down", backlog: ledger.backlogCount, lastError: state.lastError)
+    }
+
+    public func maintain(today: String, on eventLoop: any EventLoop) {
+        guard redis.isAvailable else { return }
+        pushFleetCounters(on: eventLoop)
+        refreshKnownSpend(today: today, on: eventLoop)
+        replayBacklog(on: eventLoop)
+    }
+
+    public func maintain(on eventLoop: any EventLoop) {}
+
+    private func refreshKnownSpend(today: String, on eventLoop: any EventLoop) {
+        let month = PeriodCalendar.monthKey(ofDay: today)
+        redis.execute(
+            [.make("HGET", keys.day(today), "spent"), .make("HGET", keys.month(month), "spent")],
+            timeoutMillis: settings.recordTimeoutMillis,
+            on: eventLoop
+        ).whenSuccess { replies in
+            self.known.withLock {
+                $0["d:" + today] = Money(nanos: replies[0].integer ?? 0)
+                $0["m:" + month] = Money(nanos: replies[1].integer ?? 0)
+            }
+        }
+    }
+
+    /// Sends the backlog to Redis in order, a batch at a time, until it is empty. Budgets for
+    /// the alert thresholds are the current ones.
+    func replayBacklog(on eventLoop: any EventLoop, budget: BudgetSettings? = nil) {
+        guard ledger.backlogCount > 0, replaying.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
+        else { return }
+        replayNextBatch(on: eventLoop, budget: budget ?? replayBudget.withLock { $0 })
+    }
+
+    /// The budgets replayed records are checked against (set by the engine on start and reload).
+    let replayBudget = Mutex(BudgetSettings())
+
+    private func replayNextBatch(on eventLoop: any EventLoop, budget: BudgetSettings) {
+        let batch = ledger.pendingBacklog(limit: 256)
+        guard !batch.isEmpty, redis.isAvailable else {
+            replaying.store(false, ordering: .relaxed)
+            return
+        }
+        var commands: [RedisCommand] = []
+        for record in batch {
+            let (scriptKeys, arguments) = recordScriptInput(record, reservation: nil, budget: budget)
+            commands.append(
+                [Array("EVALSHA".utf8), Array(RedisScripts.record.sha1.utf8), Array(String(scriptKeys.count).utf8)]
+                    + scriptKeys.map { Array($0.utf8) } + arguments
+            )
+        }
+        redis.registerScript(RedisScripts.record)
+        redis.execute(commands, timeoutMillis: max(settings.recordTimeoutMillis, 5_000), on: eventLoop).whenComplete { result in
+            switch result {
+            case .success(let replies):
+                var done: [String] = []
+                for (record, reply) in zip(batch, replies) {
+                    do {
+                        let receipt = try self.receipt(from: reply, for: record, budget: budget)
+                        done.append(record.recordId)
+                        for alert in receipt.alerts {
+                            self.logger.warning(
+                                "Budget \(alert.level == .exceeded ? "exceeded" : "warning")",
+                                metadata: ["scope": "\(alert.scope.rawValue)", "period": "\(alert.period)", "spent.usd": "\(alert.spent.decimalString)", "budget.usd": "\(alert.budget.decimalString)", "replayed": "true"]
+                            )
+                        }
+                    } catch {
+                        if !self.replayErrorLogged.exchange(true, ordering: .relaxed) {
+                            self.logger.error("Backlog record rejected by Redis; kept for later", metadata: ["recordId": "\(record.recordId)", "error": "\(error)"])
+                        }
+                        break
+                    }
+                }
+                self.ledger.markReplayed(done)
+                if done.count == batch.count && self.ledger.backlogCount > 0 {
+                    self.replayNextBatch(on: eventLoop, budget: budget)
+                    return
+                }
+                if self.ledger.backlogCount == 0 {
+                    self.logger.notice("Backlog replayed into Redis")
+                }
+            case .failure:
+                break
+            }
+            self.replaying.store(false, ordering: .relaxed)
+        }
+    }
+
+    public func close() {
+        redis.shutdown()
+        ledger.close()
+    }
+}
