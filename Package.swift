@@ -54,6 +54,12 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // libsystemd from Debian's libsystemd-dev: readiness, watchdog and socket activation.
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
         // The daemon: the NIO server, the method handlers, the ledger.
         .target(
             name: "CostdServer",
@@ -61,6 +67,7 @@ let package = Package(
                 "CostdCore",
                 "CostdProtocol",
                 "CostdRedis",
+                "CSystemd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -51,17 +51,30 @@ struct Costd: AsyncParsableCommand {
     @Option(name: .customLong("threads"), help: "Event-loop threads (default: one per core).")
     var threads: Int?
 
+    @Option(name: .customLong("log-format"), help: "text, or journal (syslog priority prefixes); default: journal under systemd.")
+    var logFormat: String?
+
+    @Option(name: .customLong("socket-mode"), help: "Permissions of the socket costd creates, in octal (default 0660).")
+    var socketMode: String = "0660"
+
     func run() async throws {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("unknown log level '\(logLevel)'")
         }
+        let environment = ProcessInfo.processInfo.environment
+        let journal = (logFormat ?? (environment["JOURNAL_STREAM"] != nil ? "journal" : "text")) == "journal"
         LoggingSystem.bootstrap { label in
+            if journal { return JournalLogHandler(logLevel: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
         let logger = Logger(label: "costd")
-        let environment = ProcessInfo.processInfo.environment
+        guard let mode = mode_t(socketMode, radix: 8), mode <= 0o777 else {
+            throw ValidationError("--socket-mode must be octal permissions like 0660")
+        }
+        let notifier = SystemdNotifier(environment: environment)
+        let inherited = try SocketActivation.inheritedSocket()
 
         let configuration: Configuration
         let rules: Rules
@@ -85,18 +98,27 @@ struct Costd: AsyncParsableCommand {
         }
         defer { redis?.stop() }
 
+        let address: ListenAddress = inherited.map { .inherited(fd: $0, name: "systemd socket") } ?? .unixSocket(socketPath, mode: mode)
         let server = SocketServer(
-            configuration: .init(address: .unixSocket(socketPath), limits: configuration.limits),
+            configuration: .init(address: address, limits: configuration.limits),
             engine: engine,
             group: group,
             logger: logger,
-            onReady: { logger.info("Ready", metadata: ["socket": "\(socketPath)", "state": "\(stateDirectory)"]) }
+            onReady: {
+                logger.info("Ready", metadata: ["socket": "\(address)", "state": "\(stateDirectory)", "store": "\(engine.store.status.kind.rawValue)"])
+                notifier.ready(status: engine.statusLine())
+            }
         )
+        let reloadConfiguration = self
         let serviceGroup = ServiceGroup(
             services: [
                 StoreService(engine: engine, logger: logger),
                 MaintenanceService(engine: engine, eventLoop: group.next()),
+                ReloadService(engine: engine, notifier: notifier, logger: logger) {
+                    try Rules.load(try reloadConfiguration.loadConfiguration())
+                },
                 server,
+                SystemdService(notifier: notifier, group: group, engine: engine),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger

@@ -140,3 +140,15 @@ import Testing
         #expect(DefaultPaths.stateDirectory(environment: [:]) == "/var/lib/costd")
     }
 }
+
+@Suite struct SystemdUnitTests {
+    @Test func findsTheInnermostUnit() {
+        #expect(SystemdUnit.fromCgroup("0::/system.slice/backup.service\n") == "backup.service")
+        #expect(SystemdUnit.fromCgroup("0::/user.slice/user-1000.slice/user@1000.service/app.slice/notes.service") == "notes.service")
+        #expect(SystemdUnit.fromCgroup("0::/user.slice/user-1000.slice/session-4.scope") == "session-4.scope")
+        #expect(SystemdUnit.fromCgroup("12:name=systemd:/system.slice/cron.service\n0::/\n") == "cron.service")
+        #expect(SystemdUnit.fromCgroup("1:name=systemd:/system.slice/cron.service\n") == "cron.service")
+        #expect(SystemdUnit.fromCgroup("0::/") == nil)
+        #expect(SystemdUnit.fromCgroup("") == nil)
+    }
+}

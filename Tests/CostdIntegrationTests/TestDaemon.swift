@@ -26,6 +26,8 @@ final class TestDaemon: @unchecked Sendable {
     let stateDirectory: String
     let logPath: String
     var arguments: [String]
+    /// Extra environment for the daemon (NOTIFY_SOCKET, WATCHDOG_USEC, ...).
+    var environment: [String: String] = [:]
     private(set) var process: Process?
 
     init(arguments: [String] = [], directory: String? = nil, socketPath: String? = nil) {
@@ -55,6 +57,7 @@ final class TestDaemon: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TestDaemon.binary)
         process.arguments = ["--socket", socketPath, "--state-dir", stateDirectory] + arguments + extraArguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         if !FileManager.default.fileExists(atPath: logPath) {
             _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         }

@@ -77,6 +77,7 @@ public struct PeriodTotals: Sendable, Equatable {
     public var byUser: [String: SpendBreakdown] = [:]
     public var byFeature: [String: SpendBreakdown] = [:]
     public var byUnit: [String: SpendBreakdown] = [:]
+    public var byUnixUser: [String: SpendBreakdown] = [:]
     public var cache = CacheCounterSet()
 
     public init() {}
@@ -97,6 +98,7 @@ public struct PeriodTotals: Sendable, Equatable {
         if let user = record.user { byUser[user, default: SpendBreakdown()].add(record) }
         if let feature = record.feature { byFeature[feature, default: SpendBreakdown()].add(record) }
         if let unit = record.unit { byUnit[unit, default: SpendBreakdown()].add(record) }
+        if let unixUser = record.unixUser { byUnixUser[unixUser, default: SpendBreakdown()].add(record) }
     }
 
     public mutating func merge(_ other: PeriodTotals) {
@@ -112,6 +114,7 @@ public struct PeriodTotals: Sendable, Equatable {
         for (key, value) in other.byUser { byUser[key, default: SpendBreakdown()].merge(value) }
         for (key, value) in other.byFeature { byFeature[key, default: SpendBreakdown()].merge(value) }
         for (key, value) in other.byUnit { byUnit[key, default: SpendBreakdown()].merge(value) }
+        for (key, value) in other.byUnixUser { byUnixUser[key, default: SpendBreakdown()].merge(value) }
         cache.add(other.cache)
     }
 }
@@ -213,6 +216,7 @@ public struct SpendBook: Sendable {
                     writer.field("users") { writeMap(totals.byUser, &$0) }
                     writer.field("features") { writeMap(totals.byFeature, &$0) }
                     writer.field("units") { writeMap(totals.byUnit, &$0) }
+                    writer.field("unixUsers") { writeMap(totals.byUnixUser, &$0) }
                     writer.field("cache") { totals.cache.writeCompact(to: &$0) }
                     writer.endObject()
                 }
@@ -254,6 +258,7 @@ public struct SpendBook: Sendable {
             totals.byUser = readMap(value["users"])
             totals.byFeature = readMap(value["features"])
             totals.byUnit = readMap(value["units"])
+            totals.byUnixUser = readMap(value["unixUsers"])
             totals.cache = CacheCounterSet(compact: value["cache"] ?? .null)
             days[member.key] = totals
             monthSpent[PeriodCalendar.monthKey(ofDay: member.key), default: .zero] += totals.spent

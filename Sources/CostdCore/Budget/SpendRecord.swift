@@ -13,6 +13,8 @@ public struct SpendRecord: Sendable, Equatable {
     public var feature: String?
     /// The caller's systemd unit, when the daemon could tell.
     public var unit: String?
+    /// The caller's Unix user as the kernel reports it (SO_PEERCRED), whatever `user` says.
+    public var unixUser: String?
     public var cost: Money
     public var cached: Bool
     public var inputTokens: Int64
@@ -29,6 +31,7 @@ public struct SpendRecord: Sendable, Equatable {
         user: String? = nil,
         feature: String? = nil,
         unit: String? = nil,
+        unixUser: String? = nil,
         cost: Money,
         cached: Bool = false,
         inputTokens: Int64 = 0,
@@ -43,6 +46,7 @@ public struct SpendRecord: Sendable, Equatable {
         self.user = user
         self.feature = feature
         self.unit = unit
+        self.unixUser = unixUser
         self.cost = cost
         self.cached = cached
         self.inputTokens = inputTokens
@@ -63,6 +67,7 @@ public struct SpendRecord: Sendable, Equatable {
         if let user { writer.field("user", user) }
         if let feature { writer.field("feature", feature) }
         if let unit { writer.field("unit", unit) }
+        if let unixUser { writer.field("uu", unixUser) }
         writer.field("cost", cost.nanos)
         if cached { writer.field("cached", true) }
         writer.field("in", inputTokens)
@@ -88,6 +93,7 @@ public struct SpendRecord: Sendable, Equatable {
             user: object["user"]?.stringValue,
             feature: object["feature"]?.stringValue,
             unit: object["unit"]?.stringValue,
+            unixUser: object["uu"]?.stringValue,
             cost: Money(nanos: cost),
             cached: object["cached"]?.boolValue ?? false,
             inputTokens: object["in"]?.numberValue?.int64 ?? 0,

@@ -33,7 +33,7 @@ public final class CostdEngine: Sendable {
     private let currentRules: Mutex<Rules>
     private let calendar: Mutex<PeriodCalendar>
     let cache: CacheTier
-    let store: any SpendStore
+    public let store: any SpendStore
     let logger: Logger
     let startedAt = NIODeadline.now()
     private let recordIdCounter = Atomic<UInt64>(0)

@@ -210,6 +210,7 @@ enum ReportWriter {
         writer.field("byUser") { writeBreakdown(totals.byUser, &$0) }
         writer.field("byFeature") { writeBreakdown(totals.byFeature, &$0) }
         writer.field("byUnit") { writeBreakdown(totals.byUnit, &$0) }
+        writer.field("byUnixUser") { writeBreakdown(totals.byUnixUser, &$0) }
         writer.field("cache") { writer in
             writer.beginObject()
             totals.cache.total.write(to: &writer)

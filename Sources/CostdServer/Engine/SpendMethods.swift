@@ -58,6 +58,7 @@ extension CostdEngine {
             user: try params.name("user") ?? caller?.userName,
             feature: try params.name("feature"),
             unit: caller?.unit,
+            unixUser: caller?.userName,
             cost: cost,
             cached: cached,
             inputTokens: inputTokens,

@@ -29,11 +29,20 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     private let logger: Logger
     private let caller: CallerIdentity?
 
+    private let idleTimeout: TimeAmount?
+    private let partialFrameTimeout: TimeAmount
+    private var lastRead = NIODeadline.now()
+    /// When the buffered bytes last stopped being a whole number of frames.
+    private var partialSince: NIODeadline?
+    private var timeoutCheck: Scheduled<Void>?
+
     private var received: ByteBuffer?
     private var ready = JSONWriter(reservingCapacity: 4096)
     private var readyFrames: ByteBuffer?
     private var inFlight = 0
     private var readHeld = false
+    /// The client shut its side down (half-close): answer what it sent, then close.
+    private var inputClosed = false
     private var quiescing = false
     private var closing = false
 
@@ -42,8 +51,47 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
         self.messageDecoder = RPCMessageDecoder(limits: limits.json, maxBatchRequests: limits.maxBatchRequests)
         self.frameDecoder = FrameDecoder(maxFrameBytes: limits.maxFrameBytes)
         self.maxInFlight = limits.maxInFlightPerConnection
+        self.idleTimeout = limits.idleTimeoutSeconds > 0 ? .seconds(limits.idleTimeoutSeconds) : nil
+        self.partialFrameTimeout = .seconds(max(1, limits.partialFrameTimeoutSeconds))
         self.caller = caller
         self.logger = logger
+    }
+
+    // MARK: - Timeouts
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        scheduleTimeoutCheck(context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timeoutCheck?.cancel()
+        timeoutCheck = nil
+    }
+
+    /// One timer per connection, not one per read: it wakes at the earliest deadline that could
+    /// pass (idle, or a half-sent frame), checks, and goes back to sleep.
+    private func scheduleTimeoutCheck(context: ChannelHandlerContext) {
+        var interval = partialFrameTimeout
+        if let idleTimeout, idleTimeout < interval { interval = idleTimeout }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timeoutCheck = context.eventLoop.scheduleTask(in: .nanoseconds(interval.nanoseconds / 2)) {
+            let (handler, context) = loopBound.value
+            handler.checkTimeouts(context: context)
+        }
+    }
+
+    private func checkTimeouts(context: ChannelHandlerContext) {
+        guard !closing else { return }
+        let now = NIODeadline.now()
+        if let partialSince, now - partialSince >= partialFrameTimeout {
+            closeConnection(context: context, reason: "a frame stayed half-sent for \(partialFrameTimeout.nanoseconds / 1_000_000_000) s")
+            return
+        }
+        if let idleTimeout, inFlight == 0, received == nil, now - lastRead >= idleTimeout {
+            closeConnection(context: context, reason: "idle")
+            return
+        }
+        scheduleTimeoutCheck(context: context)
     }
 
     // MARK: - Inbound
@@ -51,6 +99,7 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         if closing { return }
+        lastRead = NIODeadline.now()
         if received == nil || received!.readableBytes == 0 {
             received = bytes
         } else {
@@ -89,8 +138,16 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
         }
         if let buffer = received, buffer.readableBytes == 0 {
             received = nil
-        } else if received != nil, received!.readerIndex > 64 << 10 {
-            received!.discardReadBytes()
+            partialSince = nil
+        } else if received != nil {
+            // Bytes are waiting: part of a frame (or whole frames held back by back-pressure,
+            // which the client cannot be blamed for).
+            if inFlight < maxInFlight {
+                if partialSince == nil { partialSince = NIODeadline.now() }
+            } else {
+                partialSince = nil
+            }
+            if received!.readerIndex > 64 << 10 { received!.discardReadBytes() }
         }
         if quiescing { closeIfDrained(context: context) }
     }
@@ -151,6 +208,12 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             // Graceful shutdown: finish the calls already received, then close.
+            quiescing = true
+            closeIfDrained(context: context)
+        } else if case ChannelEvent.inputClosed = event {
+            // A one-shot client (`socat`, `nc -N`) sent its request and shut its side down:
+            // it still wants the answers.
+            inputClosed = true
             quiescing = true
             closeIfDrained(context: context)
         } else {

@@ -1,4 +1,5 @@
 import CostdCore
+import CostdProtocol
 import Logging
 import NIOCore
 import NIOPosix
@@ -135,10 +136,15 @@ public final class SocketServer: Service, Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    connections.add(channel)
-                    let handler = RPCConnectionHandler(engine: engine, limits: limits, caller: nil, logger: logger)
+                PeerIdentity.read(channel).flatMapThrowing { caller in
+                    if let refusal = connections.admit(channel, uid: caller?.uid, limits: limits) {
+                        logger.notice("Refused a connection", metadata: ["reason": "\(refusal)", "uid": "\(caller?.uid ?? 0)"])
+                        SocketServer.refuse(channel, reason: refusal)
+                        return
+                    }
+                    let handler = RPCConnectionHandler(engine: engine, limits: limits, caller: caller, logger: logger)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
@@ -151,6 +157,15 @@ public final class SocketServer: Service, Sendable {
         case .inherited(let fd, _):
             return try await bootstrap.withBoundSocket(fd).get()
         }
+    }
+
+    /// Answers a refused connection with one error frame (-32005) and closes it.
+    static func refuse(_ channel: any Channel, reason: String) {
+        var writer = JSONWriter()
+        writer.writeErrorResponse(id: .null, error: RPCError(code: RPCError.overloadedCode, message: "overloaded: \(reason)"))
+        var frame = channel.allocator.buffer(capacity: writer.bytes.count + 4)
+        frame.writeFrame(writer.bytes)
+        channel.writeAndFlush(frame).whenComplete { _ in channel.close(promise: nil) }
     }
 
     /// A socket file left by a dead daemon is removed; one a live daemon answers on is an
@@ -189,24 +204,50 @@ public final class SocketServer: Service, Sendable {
     }
 }
 
-/// The open connections, so that shutdown can ask each to finish and wait for them.
+/// The open connections, so that shutdown can ask each to finish and wait for them, and so that
+/// no user can take more than their share.
 final class ConnectionRegistry: Sendable {
-    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
-
-    func add(_ channel: any Channel) {
-        let id = ObjectIdentifier(channel)
-        channels.withLock { $0[id] = channel }
-        channel.closeFuture.whenComplete { [self] _ in
-            _ = channels.withLock { $0.removeValue(forKey: id) }
-        }
+    private struct State {
+        var channels: [ObjectIdentifier: any Channel] = [:]
+        var byUser: [UInt32: Int] = [:]
     }
 
-    var count: Int { channels.withLock { $0.count } }
+    private let state = Mutex(State())
+
+    /// Registers `channel`, or says why it is refused: too many connections in all, or from
+    /// this Unix user (other users still get in).
+    func admit(_ channel: any Channel, uid: UInt32?, limits: ServerLimits) -> String? {
+        let id = ObjectIdentifier(channel)
+        let refusal = state.withLock { state -> String? in
+            if state.channels.count >= limits.maxConnections {
+                return "too many connections (\(limits.maxConnections))"
+            }
+            if let uid, state.byUser[uid, default: 0] >= limits.maxConnectionsPerUser {
+                return "too many connections from this user (\(limits.maxConnectionsPerUser))"
+            }
+            state.channels[id] = channel
+            if let uid { state.byUser[uid, default: 0] += 1 }
+            return nil
+        }
+        guard refusal == nil else { return refusal }
+        channel.closeFuture.whenComplete { [self] _ in
+            state.withLock { state in
+                state.channels.removeValue(forKey: id)
+                if let uid {
+                    state.byUser[uid, default: 1] -= 1
+                    if state.byUser[uid] == 0 { state.byUser.removeValue(forKey: uid) }
+                }
+            }
+        }
+        return nil
+    }
+
+    var count: Int { state.withLock { $0.channels.count } }
 
     /// Asks every connection to finish what it has received and close; force-closes the ones
     /// still open after `timeout`.
     func quiesceAll(timeout: TimeAmount) async {
-        let open = channels.withLock { Array($0.values) }
+        let open = state.withLock { Array($0.channels.values) }
         for channel in open {
             channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }

@@ -100,6 +100,7 @@ public final class RedisSpendStore: SpendStore {
         if let user = record.user { arguments.append(("u" + separator + user).redisBytes) }
         if let feature = record.feature { arguments.append(("f" + separator + feature).redisBytes) }
         if let unit = record.unit { arguments.append(("x" + separator + unit).redisBytes) }
+        if let unixUser = record.unixUser { arguments.append(("o" + separator + unixUser).redisBytes) }
         return (scriptKeys, arguments)
     }
 
@@ -273,6 +274,7 @@ public final class RedisSpendStore: SpendStore {
             case "u": update(&totals.byUser)
             case "f": update(&totals.byFeature)
             case "x": update(&totals.byUnit)
+            case "o": update(&totals.byUnixUser)
             default: break
             }
         }

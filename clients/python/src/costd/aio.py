@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, cast
 from . import _wire
 from ._wire import PathLike, collect_params
 from .client import DEFAULT_TIMEOUT
-from .errors import DaemonUnavailable, PayloadTooLarge, ShuttingDown, Timeout
+from .errors import DaemonUnavailable, ShuttingDown, Timeout
 from .types import (
     CacheDeleteResult,
     CacheFlushResult,
@@ -284,10 +284,6 @@ class AsyncClient:
                 conn.pending.pop(request_id, None)
             try:
                 return _wire.result_or_raise(answer)
-            except PayloadTooLarge:
-                if answer.get("id") is None:
-                    conn.retired = True  # the daemon closes this connection
-                raise
             except ShuttingDown as shutting:
                 conn.retired = True
                 if attempt == 1 and may_repeat:

@@ -11,7 +11,7 @@ from typing import Any, Dict, Mapping, Optional, cast
 
 from . import _wire
 from ._wire import PathLike, collect_params
-from .errors import DaemonUnavailable, PayloadTooLarge, ShuttingDown, Timeout
+from .errors import DaemonUnavailable, ShuttingDown, Timeout
 from .types import (
     CacheDeleteResult,
     CacheFlushResult,
@@ -81,6 +81,15 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __del__(self) -> None:
+        # Clients made implicitly (LLMCache(), CostMonitor()) are rarely closed by hand.
+        sock = getattr(self, "_sock", None)
+        if sock is not None:
+            try:
+                sock.close()
+            except Exception:
+                pass
 
     def __repr__(self) -> str:
         return f"<costd.Client path={self.path!r} connected={self.connected}>"
@@ -180,8 +189,24 @@ class Client:
             return message
         return None
 
+    def _peer_closed(self, sock: socket.socket) -> bool:
+        """Whether the daemon has closed this connection (it restarted, or closed it after an
+        oversized frame), seen without blocking before a request is sent on it."""
+        try:
+            sock.setblocking(False)  # a socket with a timeout would wait in recv
+            return sock.recv(1, socket.MSG_PEEK) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+        finally:
+            sock.settimeout(self.timeout)
+
     def _exchange(self, frame: bytes, request_id: int) -> Dict[str, Any]:
         sock = self._ensure()
+        if self._peer_closed(sock):
+            self._drop()
+            sock = self._ensure()
         try:
             sock.sendall(frame)
         except socket.timeout:
@@ -238,10 +263,6 @@ class Client:
                     ) from broken
                 try:
                     return _wire.result_or_raise(answer)
-                except PayloadTooLarge:
-                    if answer.get("id") is None:
-                        self._drop()  # the daemon closes the connection after this one
-                    raise
                 except ShuttingDown as shutting:
                     # This daemon is going away; a restarted one may take the call.
                     self._drop()

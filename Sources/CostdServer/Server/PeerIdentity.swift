@@ -1,0 +1,56 @@
+import CostdCore
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who connected: the kernel's SO_PEERCRED of the socket (not anything the client says), the
+/// user name of that uid, and the systemd unit of that pid.
+enum PeerIdentity {
+    /// User names by uid; a uid's name is looked up once per daemon.
+    private static let userNames = Mutex<[UInt32: String]>([:])
+
+    /// `struct ucred` (pid_t, uid_t, gid_t), which Glibc's Swift module does not export.
+    struct Credentials: Sendable {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
+    }
+
+    static func read(_ channel: any Channel) -> EventLoopFuture<CallerIdentity?> {
+        guard let provider = channel as? any SocketOptionProvider else {
+            return channel.eventLoop.makeSucceededFuture(nil)
+        }
+        return provider.unsafeGetSocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_PEERCRED))
+            .map { (credentials: Credentials) -> CallerIdentity? in
+                CallerIdentity(
+                    uid: credentials.uid,
+                    pid: credentials.pid,
+                    userName: userName(uid: credentials.uid),
+                    unit: credentials.pid > 0 ? unit(pid: credentials.pid) : nil
+                )
+            }.recover { _ in nil }
+    }
+
+    static func userName(uid: UInt32) -> String {
+        if let cached = userNames.withLock({ $0[uid] }) { return cached }
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>? = nil
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let name: String
+        if getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let pointer = entry.pw_name {
+            name = String(cString: pointer)
+        } else {
+            name = "uid-\(uid)"
+        }
+        userNames.withLock { $0[uid] = name }
+        return name
+    }
+
+    static func unit(pid: Int32) -> String? {
+        guard let bytes = try? FileIO.readAll("/proc/\(pid)/cgroup") else { return nil }
+        return SystemdUnit.fromCgroup(String(decoding: bytes, as: UTF8.self))
+    }
+}

@@ -1,0 +1,230 @@
+import CostdClient
+import CostdCore
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A datagram socket standing in for systemd's notification socket.
+final class NotifyListener: @unchecked Sendable {
+    let path: String
+    private let fd: Int32
+    private let lock = NSLock()
+    private var received: [(time: Date, message: String)] = []
+    private var running = true
+
+    init(directory: String) throws {
+        path = directory + "/notify.sock"
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else { throw TestDaemonError.notReady(log: "cannot bind \(path)") }
+        var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        Thread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while isRunning {
+                let count = recv(fd, &buffer, buffer.count, 0)
+                if count > 0 {
+                    let message = String(decoding: buffer[0..<count], as: UTF8.self)
+                    lock.lock()
+                    received.append((Date(), message))
+                    lock.unlock()
+                }
+            }
+        }.start()
+    }
+
+    private var isRunning: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return running
+    }
+
+    var messages: [(time: Date, message: String)] {
+        lock.lock()
+        defer { lock.unlock() }
+        return received
+    }
+
+    func stop() {
+        lock.lock()
+        running = false
+        lock.unlock()
+        usleep(200_000)
+        close(fd)
+    }
+}
+
+/// Runs a program; returns its exit status and combined output.
+func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
+
+/// The systemd integration, without booting systemd: a notify socket, systemd-socket-activate,
+/// systemd-analyze, and real Unix users.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct SystemdTests {
+    @Test func notifiesReadyStatusWatchdogReloadAndStop() throws {
+        let daemon = TestDaemon()
+        defer { daemon.cleanUp() }
+        let listener = try NotifyListener(directory: daemon.directory)
+        defer { listener.stop() }
+        daemon.environment = ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "200000"]
+        try daemon.start()
+        // READY only once the socket accepts: by then a connection must succeed at once.
+        #expect(eventually(5) { listener.messages.contains { $0.message.contains("READY=1") } })
+        let ready = try #require(listener.messages.first { $0.message.contains("READY=1") })
+        #expect(ready.message.contains("STATUS="))
+        #expect(try daemon.call("ping")["pong"] == true)
+        // Watchdog pings at half of WATCHDOG_USEC: about ten a second.
+        let windowStart = Date()
+        usleep(1_000_000)
+        let pings = listener.messages.filter { $0.message == "WATCHDOG=1" && $0.time >= windowStart }.count
+        #expect(pings >= 5 && pings <= 20, "\(pings) watchdog pings in one second at WATCHDOG_USEC=200000")
+
+        kill(daemon.pid!, SIGHUP)
+        #expect(eventually(5) { listener.messages.contains { $0.message.contains("RELOADING=1") } })
+        let reloading = try #require(listener.messages.firstIndex { $0.message.contains("RELOADING=1") })
+        #expect(eventually(5) { listener.messages[(reloading + 1)...].contains { $0.message.contains("READY=1") } })
+
+        #expect(daemon.stop() == 0)
+        #expect(listener.messages.contains { $0.message.hasPrefix("STOPPING=1") })
+    }
+
+    @Test func withoutNotifySocketNothingIsSentAndNothingBreaks() throws {
+        try withDaemon { (daemon: TestDaemon) throws in
+            #expect(try daemon.call("ping")["pong"] == true)
+            kill(daemon.pid!, SIGHUP)
+            usleep(200_000)
+            #expect(try daemon.call("ping")["pong"] == true)
+        }
+    }
+
+    @Test func sighupSwapsRulesAndKeepsConnections() throws {
+        let daemon = TestDaemon()
+        defer { daemon.cleanUp() }
+        let config = daemon.writeFile("costd.toml", "[budget]\ndaily = 1\n")
+        try daemon.start(extraArguments: ["--config", config])
+        let connection = try daemon.connect()
+        #expect(try connection.call("record", ["model": "x", "costUsd": 0])["day"]?["budgetUsd"]?.money == .dollars(1))
+        _ = daemon.writeFile("costd.toml", "[budget]\ndaily = 5\n[routing.tasks]\nclassification = \"complex\"\n")
+        kill(daemon.pid!, SIGHUP)
+        #expect(try eventually { try connection.call("record", ["model": "x", "costUsd": 0])["day"]?["budgetUsd"]?.money == .dollars(5) })
+        #expect(try connection.call("route", ["task": "classification"])["model"] == "gpt-4o")
+        // A broken file is rejected with its reason, and the rules before it stay.
+        _ = daemon.writeFile("costd.toml", "[budget]\ndaily = \"lots\"\n")
+        kill(daemon.pid!, SIGHUP)
+        #expect(eventually { daemon.log.contains("Reload rejected") })
+        #expect(daemon.log.contains("budget.daily"))
+        #expect(try connection.call("record", ["model": "x", "costUsd": 0])["day"]?["budgetUsd"]?.money == .dollars(5))
+        #expect(try connection.call("route", ["task": "classification"])["model"] == "gpt-4o")
+    }
+
+    @Test func servesASocketPassedBySystemdSocketActivate() throws {
+        let directory = TestDaemon.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let socketPath = directory + "/activated.sock"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
+        process.arguments = ["-l", socketPath, TestDaemon.binary, "--state-dir", directory + "/state"]
+        let log = directory + "/log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: log)
+        try process.run()
+        defer {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        #expect(eventually { FileManager.default.fileExists(atPath: socketPath) })
+        // The first connection starts costd on the inherited socket.
+        let connection = try CostdConnection(path: socketPath, timeoutSeconds: 15)
+        #expect(try connection.call("ping")["pong"] == true)
+        #expect(try CostdConnection(path: socketPath).call("record", ["model": "x", "costUsd": 1])["costUsd"]?.money == .dollars(1))
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(output.contains("systemd socket"), "\(output)")
+        // costd never unlinks a socket it did not create.
+        #expect(FileManager.default.fileExists(atPath: socketPath))
+    }
+
+    /// The unit files with the build directory as their binary directory.
+    func renderedUnits() throws -> String {
+        let directory = TestDaemon.makeTemporaryDirectory()
+        let binaryDirectory = URL(fileURLWithPath: TestDaemon.binary).deletingLastPathComponent().path
+        let template = try String(contentsOfFile: TestDaemon.packageRoot + "/systemd/costd.service.in", encoding: .utf8)
+        let service = template.replacingOccurrences(of: "@bindir@", with: binaryDirectory)
+            .replacingOccurrences(of: "@docdir@", with: "/usr/share/doc/costd")
+        _ = FileManager.default.createFile(atPath: directory + "/costd.service", contents: Data(service.utf8))
+        try FileManager.default.copyItem(atPath: TestDaemon.packageRoot + "/systemd/costd.socket", toPath: directory + "/costd.socket")
+        return directory
+    }
+
+    @Test func unitFilesVerifyWithoutAWord() throws {
+        let directory = try renderedUnits()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (status, output) = try run("/usr/bin/systemd-analyze", ["verify", directory + "/costd.service", directory + "/costd.socket"])
+        #expect(status == 0)
+        #expect(output.isEmpty, "systemd-analyze verify printed:\n\(output)")
+    }
+
+    @Test func theServiceIsHardened() throws {
+        let directory = try renderedUnits()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (_, output) = try run("/usr/bin/systemd-analyze", ["security", "--offline=true", directory + "/costd.service"])
+        let line = try #require(output.split(separator: "\n").first { $0.contains("Overall exposure level") })
+        let score = try #require(line.split(separator: " ").compactMap { Double($0) }.first)
+        #expect(score <= 1.5, "\(line)")
+    }
+
+    @Test func theBinaryNeedsNoExecutableStack() throws {
+        let (status, output) = try run("/usr/bin/readelf", ["-lW", TestDaemon.binary])
+        #expect(status == 0)
+        let stack = try #require(output.split(separator: "\n").first { $0.contains("GNU_STACK") })
+        let flags = stack.split(separator: " ").dropLast().last.map(String.init) ?? ""
+        #expect(!flags.contains("E"), "GNU_STACK: \(stack)")
+    }
+
+    @Test func spendIsAttributedToTheCallersUnixUser() throws {
+        let daemon = TestDaemon(arguments: ["--socket-mode", "0666"])
+        defer { daemon.cleanUp() }
+        chmod(daemon.directory, 0o755)
+        try daemon.start()
+        let costctl = URL(fileURLWithPath: TestDaemon.binary).deletingLastPathComponent().path + "/costctl"
+        let record = [costctl, "record", "--socket", daemon.socketPath, "--model", "gpt-4o", "--input-tokens", "1000", "--output-tokens", "0"]
+        let asRoot = try run(costctl, Array(record.dropFirst()))
+        #expect(asRoot.0 == 0, "\(asRoot.1)")
+        let asNobody = try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups"] + record)
+        #expect(asNobody.0 == 0, "\(asNobody.1)")
+        // A client may name a user, but the Unix user is the kernel's word.
+        let claimed = try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups"] + record + ["--user", "root"])
+        #expect(claimed.0 == 0, "\(claimed.1)")
+        let report = try daemon.call("report")
+        let rootName = String(cString: getpwuid(0).pointee.pw_name)
+        let nobodyName = String(cString: getpwuid(65534).pointee.pw_name)
+        #expect(report["byUnixUser"]?[rootName]?["requests"]?.int == 1)
+        #expect(report["byUnixUser"]?[nobodyName]?["requests"]?.int == 2)
+        #expect(report["byUser"]?[nobodyName]?["requests"]?.int == 1)
+        #expect(report["byUser"]?[rootName]?["requests"]?.int == 2)
+    }
+}
