@@ -73,6 +73,11 @@ public final class CostdConnection: @unchecked Sendable {
         if fd >= 0 { Glibc.close(fd) }
     }
 
+    /// Half-closes: no more requests, but answers can still be read.
+    public func shutdownWrite() {
+        if fd >= 0 { Glibc.shutdown(fd, Int32(SHUT_WR)) }
+    }
+
     public func close() {
         if fd >= 0 { Glibc.close(fd) }
         fd = -1
