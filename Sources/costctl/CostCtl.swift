@@ -25,8 +25,8 @@ struct CostCtl: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            Ping.self, Route.self, Get.self, Set.self, Record.self, Report.self, Estimate.self, Delete.self, Flush.self,
-            Call.self,
+            Ping.self, Route.self, Get.self, Set.self, Record.self, Report.self, Budget.self, Estimate.self, Delete.self,
+            Flush.self, Call.self,
         ]
     )
 
@@ -50,7 +50,12 @@ struct CostCtl: ParsableCommand {
             }
         }
         guard !leading.isEmpty, index < arguments.count else { return arguments }
-        return [arguments[index]] + leading + arguments[(index + 1)...]
+        // After everything else, so that nested subcommands (`budget check`) still parse.
+        let rest = Array(arguments[index...])
+        if let separator = rest.firstIndex(of: "--") {
+            return Array(rest[..<separator]) + leading + Array(rest[separator...])
+        }
+        return rest + leading
     }
 
     static func main() {
@@ -321,6 +326,47 @@ struct Estimate: ParsableCommand {
         if let days { params.append("days", .int(days)) }
         try options.call("estimate", .object(params)) { result in
             print("\(model): \(usd(result["perRequestUsd"])) per request, \(usd(result["dailyUsd"])) per day, \(usd(result["monthlyUsd"])) per \(result["days"]?.numberValue?.text ?? "30") days")
+        }
+    }
+}
+
+struct Budget: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Budgets at a glance.",
+        subcommands: [Check.self],
+        defaultSubcommand: Check.self
+    )
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Exit 0 while every budget has room, 1 once one is exceeded (for scripts and cron jobs)."
+        )
+        @OptionGroup var options: ClientOptions
+        @Option(help: "Exit 1 already at this fraction of a budget (e.g. 0.8).") var warnAt: Double?
+
+        func run() throws {
+            let connection = try options.connect()
+            var exceeded = false
+            var lines: [String] = []
+            var json = JSONObject()
+            for period in ["day", "month"] {
+                let report = try connection.call("report", ["period": .string(period)])
+                let spent = Format.dollars(report["totalCostUsd"])
+                let status: String
+                if let budget = report["budgetUsd"]?.numberValue?.double {
+                    let fraction = budget > 0 ? spent / budget : (spent > 0 ? .infinity : 0)
+                    let over = fraction >= 1 || (warnAt.map { fraction >= $0 } ?? false)
+                    exceeded = exceeded || over
+                    status = over ? (fraction >= 1 ? "exceeded" : "warning") : "ok"
+                    lines.append("\(period): \(Format.usd(report["totalCostUsd"])) of \(Format.usd(report["budgetUsd"])) (\(Format.percent(fraction))) \(status)")
+                } else {
+                    status = "none"
+                    lines.append("\(period): \(Format.usd(report["totalCostUsd"])), no budget")
+                }
+                json.append(period, ["status": .string(status), "spentUsd": report["totalCostUsd"] ?? nil, "budgetUsd": report["budgetUsd"] ?? nil])
+            }
+            print(options.json ? JSONValue.object(json).jsonString : lines.joined(separator: "\n"))
+            if exceeded { throw NegativeAnswer() }
         }
     }
 }

@@ -57,6 +57,9 @@ struct Costd: AsyncParsableCommand {
     @Option(name: .customLong("socket-mode"), help: "Permissions of the socket costd creates, in octal (default 0660).")
     var socketMode: String = "0660"
 
+    @Option(name: .customLong("metrics-listen"), help: "Serve Prometheus metrics at http://HOST:PORT/metrics (off by default), e.g. 127.0.0.1:9464.")
+    var metricsListen: String?
+
     func run() async throws {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("unknown log level '\(logLevel)'")
@@ -90,7 +93,15 @@ struct Costd: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
         let ledger = try SpendLedger(directory: stateDirectory, settings: configuration.ledger, logger: logger)
         let redis = configuration.redis.map { RedisConnector(settings: $0, eventLoop: group.next(), logger: logger) }
-        let engine = try CostdEngine(rules: rules, ledger: ledger, redis: redis?.client, logger: logger)
+        var metricsAddress: (host: String, port: Int)? = nil
+        if let metricsListen {
+            guard let colon = metricsListen.lastIndex(of: ":"), let port = Int(metricsListen[metricsListen.index(after: colon)...]),
+                (0...65535).contains(port)
+            else { throw ValidationError("--metrics-listen must be HOST:PORT, like 127.0.0.1:9464") }
+            metricsAddress = (String(metricsListen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
+        }
+        let metrics = metricsAddress.map { _ in DaemonMetrics() }
+        let engine = try CostdEngine(rules: rules, ledger: ledger, redis: redis?.client, metrics: metrics, logger: logger)
         if let redis, let settings = configuration.redis {
             if !redis.start(engine: engine, waitMillis: max(1_000, settings.connectTimeoutMillis * 2)) {
                 logger.warning("Starting without Redis: cache calls use L1 only and records go to the local backlog until it is reachable")
@@ -110,16 +121,26 @@ struct Costd: AsyncParsableCommand {
             }
         )
         let reloadConfiguration = self
+        // Services stop in reverse order: STOPPING=1 first, the stores last.
+        var services: [any Service] = [
+            StoreService(engine: engine, logger: logger),
+            MaintenanceService(engine: engine, eventLoop: group.next()),
+            ReloadService(engine: engine, notifier: notifier, logger: logger) {
+                try Rules.load(try reloadConfiguration.loadConfiguration())
+            },
+            server,
+        ]
+        if let metrics, let metricsAddress {
+            services.append(
+                MetricsServer(host: metricsAddress.host, port: metricsAddress.port, group: group, logger: logger) {
+                    engine.refreshMetrics(connections: server.connectionCount)
+                    return metrics.render()
+                }
+            )
+        }
+        services.append(SystemdService(notifier: notifier, group: group, engine: engine))
         let serviceGroup = ServiceGroup(
-            services: [
-                StoreService(engine: engine, logger: logger),
-                MaintenanceService(engine: engine, eventLoop: group.next()),
-                ReloadService(engine: engine, notifier: notifier, logger: logger) {
-                    try Rules.load(try reloadConfiguration.loadConfiguration())
-                },
-                server,
-                SystemdService(notifier: notifier, group: group, engine: engine),
-            ],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

@@ -35,12 +35,15 @@ public final class CostdEngine: Sendable {
     let cache: CacheTier
     public let store: any SpendStore
     let logger: Logger
+    /// Prometheus metrics, when `--metrics-listen` is given.
+    public let metrics: DaemonMetrics?
     let startedAt = NIODeadline.now()
     private let recordIdCounter = Atomic<UInt64>(0)
     private let recordIdPrefix: String
 
     /// The embedded default, or Redis when `redis` is given (the ledger then keeps its backlog).
-    public init(rules: Rules, ledger: SpendLedger, redis: RedisClient?, logger: Logger) throws {
+    public init(rules: Rules, ledger: SpendLedger, redis: RedisClient?, metrics: DaemonMetrics? = nil, logger: Logger) throws {
+        self.metrics = metrics
         self.currentRules = Mutex(rules)
         self.calendar = Mutex(try PeriodCalendar(timeZoneIdentifier: rules.configuration.timeZone))
         let cacheSettings = rules.configuration.cache
@@ -97,7 +100,23 @@ public final class CostdEngine: Sendable {
 
     /// Moves the cache counters gathered since the last call into today's totals.
     public func flushCacheCounters() {
-        store.addCacheCounters(cache.counters.take(), day: today())
+        let counters = cache.counters.take()
+        metrics?.cacheCounted(counters.total)
+        store.addCacheCounters(counters, day: today())
+    }
+
+    /// Brings the metrics' gauges up to date (before a scrape).
+    public func refreshMetrics(connections: Int) {
+        guard let metrics else { return }
+        flushCacheCounters()
+        let day = today()
+        metrics.update(
+            spent: [.day: store.knownSpend(.day, period: day), .month: store.knownSpend(.month, period: PeriodCalendar.monthKey(ofDay: day))],
+            budgets: rules.budget,
+            store: store.status,
+            l1: cache.l1.statistics,
+            connections: connections
+        )
     }
 
     /// Expired entries out of L1; Redis upkeep (backlog replay, fleet counters, known spend).

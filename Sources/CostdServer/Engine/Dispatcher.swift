@@ -1,6 +1,7 @@
 import CostdCore
 import CostdProtocol
 import CostdRedis
+import Dispatch
 import Logging
 import NIOCore
 
@@ -45,22 +46,35 @@ extension CostdEngine {
             return nil
         case .request(let request):
             let start = writer.bytes.count
+            let startedAt = metrics == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             if let id = request.id { writer.beginResultResponse(id: id) }
             do {
                 switch try perform(request, caller: caller, on: eventLoop, into: &writer) {
                 case .written:
                     if request.id != nil { writer.endResponse() } else { writer.truncate(to: start) }
+                    measure(request.method, succeeded: true, since: startedAt)
                     return nil
                 case .later(let result):
                     writer.truncate(to: start)
+                    if metrics != nil {
+                        result.whenComplete { outcome in
+                            self.measure(request.method, succeeded: (try? outcome.get()) != nil, since: startedAt)
+                        }
+                    }
                     return CostdEngine.response(id: request.id, to: result, logger: logger)
                 }
             } catch {
                 writer.truncate(to: start)
                 if let id = request.id { writer.writeErrorResponse(id: id, error: error) }
+                measure(request.method, succeeded: false, since: startedAt)
                 return nil
             }
         }
+    }
+
+    private func measure(_ method: String, succeeded: Bool, since startedAt: UInt64) {
+        guard let metrics else { return }
+        metrics.request(method, succeeded: succeeded, nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - startedAt))
     }
 
     /// Answers a whole frame: one call or a batch. Returns nil when everything was written to

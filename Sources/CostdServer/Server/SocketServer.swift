@@ -84,6 +84,9 @@ public final class SocketServer: Service, Sendable {
         self.onReady = onReady
     }
 
+    /// Connections open now.
+    public var connectionCount: Int { connections.count }
+
     public func run() async throws {
         let channel = try await bind()
         let proceed = state.withLock { state -> Bool in

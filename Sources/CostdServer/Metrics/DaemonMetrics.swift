@@ -1,0 +1,109 @@
+import CoreMetrics
+import CostdCore
+import Prometheus
+import Synchronization
+
+/// The daemon's Prometheus metrics, through swift-metrics with a swift-prometheus factory of
+/// its own (no global bootstrap): made only when `--metrics-listen` is given, so a daemon without
+/// it pays nothing per request.
+public final class DaemonMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+
+    private struct MethodMetrics: Sendable {
+        let succeeded: CoreMetrics.Counter
+        let failed: CoreMetrics.Counter
+        let duration: CoreMetrics.Timer
+    }
+
+    private let methods: [String: MethodMetrics]
+    private let other: MethodMetrics
+    private let cacheLookups: [String: CoreMetrics.Counter]
+    private let spend: [BudgetScope: CoreMetrics.Gauge]
+    private let budget: [BudgetScope: CoreMetrics.Gauge]
+    private let redisUp: CoreMetrics.Gauge
+    private let backlog: CoreMetrics.Gauge
+    private let l1Entries: CoreMetrics.Gauge
+    private let l1Bytes: CoreMetrics.Gauge
+    private let connections: CoreMetrics.Gauge
+
+    static let knownMethods = [
+        "ping", "route", "cacheGet", "cacheSet", "cacheDelete", "cacheFlush", "cacheRelease", "record", "report",
+        "estimate", "reserve", "releaseReservation", "tokens",
+    ]
+
+    public init() {
+        registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // Requests take microseconds when answered from memory and milliseconds when they wait
+        // on the disk or Redis: buckets from 10 µs to 1 s.
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250),
+            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+            .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1),
+        ]
+        self.factory = factory
+        func methodMetrics(_ method: String) -> MethodMetrics {
+            MethodMetrics(
+                succeeded: CoreMetrics.Counter(label: "costd_requests_total", dimensions: [("method", method), ("outcome", "ok")], factory: factory),
+                failed: CoreMetrics.Counter(label: "costd_requests_total", dimensions: [("method", method), ("outcome", "error")], factory: factory),
+                duration: CoreMetrics.Timer(label: "costd_request_duration_seconds", dimensions: [("method", method)], factory: factory)
+            )
+        }
+        var methods: [String: MethodMetrics] = [:]
+        for method in Self.knownMethods { methods[method] = methodMetrics(method) }
+        self.methods = methods
+        other = methodMetrics("other")
+        var lookups: [String: CoreMetrics.Counter] = [:]
+        for layer in ["l1", "l2", "fill", "miss"] {
+            lookups[layer] = CoreMetrics.Counter(label: "costd_cache_lookups_total", dimensions: [("result", layer)], factory: factory)
+        }
+        lookups["set"] = CoreMetrics.Counter(label: "costd_cache_sets_total", dimensions: [], factory: factory)
+        cacheLookups = lookups
+        spend = [
+            .day: CoreMetrics.Gauge(label: "costd_spend_usd", dimensions: [("period", "day")], factory: factory),
+            .month: CoreMetrics.Gauge(label: "costd_spend_usd", dimensions: [("period", "month")], factory: factory),
+        ]
+        budget = [
+            .day: CoreMetrics.Gauge(label: "costd_budget_usd", dimensions: [("period", "day")], factory: factory),
+            .month: CoreMetrics.Gauge(label: "costd_budget_usd", dimensions: [("period", "month")], factory: factory),
+        ]
+        redisUp = CoreMetrics.Gauge(label: "costd_redis_up", dimensions: [], factory: factory)
+        backlog = CoreMetrics.Gauge(label: "costd_backlog_records", dimensions: [], factory: factory)
+        l1Entries = CoreMetrics.Gauge(label: "costd_l1_entries", dimensions: [], factory: factory)
+        l1Bytes = CoreMetrics.Gauge(label: "costd_l1_bytes", dimensions: [], factory: factory)
+        connections = CoreMetrics.Gauge(label: "costd_connections", dimensions: [], factory: factory)
+    }
+
+    func request(_ method: String, succeeded: Bool, nanoseconds: Int64) {
+        let metrics = methods[method] ?? other
+        (succeeded ? metrics.succeeded : metrics.failed).increment(by: 1)
+        metrics.duration.recordNanoseconds(nanoseconds)
+    }
+
+    func cacheCounted(_ counters: CacheCounters) {
+        for (layer, amount) in [("l1", counters.l1Hits), ("l2", counters.l2Hits), ("fill", counters.fillHits), ("miss", counters.misses), ("set", counters.sets)]
+        where amount > 0 {
+            cacheLookups[layer]?.increment(by: amount)
+        }
+    }
+
+    func update(
+        spent: [BudgetScope: Money], budgets: BudgetSettings, store: StoreStatus, l1: L1Cache.Statistics, connections count: Int
+    ) {
+        for scope in BudgetScope.allCases {
+            spend[scope]?.record((spent[scope] ?? .zero).dollars)
+            budget[scope]?.record(budgets.budget(for: scope)?.dollars ?? 0)
+        }
+        redisUp.record(store.kind == .redis ? (store.state == "up" ? 1 : 0) : 1)
+        backlog.record(store.backlog)
+        l1Entries.record(l1.entries)
+        l1Bytes.record(l1.usedBytes)
+        connections.record(count)
+    }
+
+    /// The exposition text.
+    public func render() -> [UInt8] {
+        registry.emitToBuffer()
+    }
+}
