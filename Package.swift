@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "costd", targets: ["costd"]),
         .executable(name: "costctl", targets: ["costctl"]),
+        .executable(name: "costd-bench", targets: ["costd-bench"]),
         .library(name: "CostdCore", targets: ["CostdCore"]),
     ],
     dependencies: [
@@ -21,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // The pure core: pricing, routing, budgets, cache policy, keys, JSON, config. No I/O.
@@ -106,6 +108,21 @@ let package = Package(
                 "CostdCore",
                 "CostdClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The benchmark: costd beside redis-server and an echo floor, plus micro-benchmarks.
+        .executableTarget(
+            name: "costd-bench",
+            dependencies: [
+                "CHiredis",
+                "CostdCore",
+                "CostdProtocol",
+                "CostdClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: strictSettings
         ),

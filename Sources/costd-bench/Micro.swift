@@ -1,0 +1,76 @@
+import ArgumentParser
+import CostdCore
+import CostdProtocol
+import Foundation
+import NIOCore
+
+/// Micro-benchmarks of the pieces on the hot path, in release mode: nanoseconds per operation,
+/// the median of several runs.
+struct Micro: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Time the hot-path pieces one by one.")
+
+    @Option(help: "Iterations per run.") var iterations: Int = 200_000
+    @Option(help: "Runs per piece (the median is printed).") var runs: Int = 5
+
+    func run() throws {
+        let value = "\"" + String(repeating: "x", count: 1022) + "\""
+        let request = #"{"jsonrpc":"2.0","id":1,"method":"cacheGet","params":{"model":"gpt-4o-mini","prompt":"bench prompt number 17"}}"#
+        var frame = ByteBuffer()
+        frame.writeFrame(Array(request.utf8))
+        let decoder = RPCMessageDecoder(limits: .init(), maxBatchRequests: 1000)
+        let parsed = try JSONParser.parse(request)
+        let prompt = parsed["params"]!["prompt"]!
+        let cache = L1Cache(capacityBytes: 256 << 20)
+        let key = CacheKey(model: "gpt-4o-mini", namespace: "", prompt: prompt)
+        for index in 0..<1_000 {
+            cache.set(CacheKey(model: "gpt-4o-mini", namespace: "", prompt: .int(index)), value: Array(value.utf8), namespace: "", expiresAt: .max, now: 0)
+        }
+        cache.set(key, value: Array(value.utf8), namespace: "", expiresAt: .max, now: 0)
+        let prices = PriceTable.builtIn
+        let usage = Usage(inputTokens: 1_234, outputTokens: 567, cachedInputTokens: 200)
+
+        print("| piece | ns/op |")
+        print("| --- | ---: |")
+        measure("frame decode (4-byte header + slice)") { sink in
+            var decoder = FrameDecoder(maxFrameBytes: 4 << 20)
+            var buffer = frame
+            sink &+= (try? decoder.decode(buffer: &buffer))??.readableBytes ?? 0
+        }
+        measure("request parse (frame → JSON-RPC request)") { sink in
+            if case .single(.request(let request)) = decoder.decode(frame: frame) { sink &+= request.method.utf8.count }
+        }
+        measure("key derivation (canonical JSON + SHA-256)") { sink in
+            sink &+= Int(truncatingIfNeeded: CacheKey(model: "gpt-4o-mini", namespace: "", prompt: prompt).words.0 & 1)
+        }
+        measure("L1 lookup (hit)") { sink in
+            sink &+= cache.get(key, now: 1)?.value.count ?? 0
+        }
+        let valueBytes = Array(value.utf8)
+        measure("response encode (envelope + 1 KB value + frame)") { sink in
+            var writer = JSONWriter(reservingCapacity: 1200)
+            writer.beginResultResponse(id: 1)
+            writer.raw("{\"hit\":true,\"value\":")
+            writer.rawJSON(valueBytes)
+            writer.raw(",\"layer\":\"l1\"}")
+            writer.endResponse()
+            var out = ByteBuffer()
+            out.writeFrame(writer.bytes)
+            sink &+= out.readableBytes
+        }
+        measure("price computation (cached input + output)") { sink in
+            sink &+= Int((try? prices.cost(model: "gpt-4o", usage: usage))?.nanos ?? 0)
+        }
+    }
+
+    func measure(_ name: String, _ body: (inout Int) -> Void) {
+        var sink = 0
+        var results: [Double] = []
+        for _ in 0..<runs {
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<iterations { body(&sink) }
+            results.append(Double(DispatchTime.now().uptimeNanoseconds - start) / Double(iterations))
+        }
+        print("| \(name) | \(String(format: "%.0f", results.sorted()[runs / 2])) |")
+        if sink == 42 { print("") }  // keeps the work observable
+    }
+}
