@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "costctl", targets: ["costctl"]),
         .executable(name: "costd-bench", targets: ["costd-bench"]),
         .library(name: "CostdCore", targets: ["CostdCore"]),
+        .library(name: "CostdProtocol", targets: ["CostdProtocol"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

@@ -23,7 +23,7 @@ struct CostCtl: ParsableCommand {
             Exit status: 0 success, 1 a negative answer (cache miss, budget exceeded), 2 bad usage,
             3 costd unreachable, 4 costd answered with an error.
             """,
-        version: "0.1.0",
+        version: CostdVersion.current,
         subcommands: [
             Ping.self, Route.self, Get.self, Set.self, Record.self, Report.self, Budget.self, Estimate.self, Delete.self,
             Flush.self, Call.self,
@@ -126,8 +126,7 @@ func argumentValue(_ text: String, asJSON: Bool) throws -> JSONValue {
 }
 
 func usd(_ value: JSONValue?) -> String {
-    guard let number = value?.numberValue, let money = Money(usd: number) else { return "-" }
-    return "$" + Format.usd(money)
+    Format.usd(value)
 }
 
 struct Ping: ParsableCommand {

@@ -28,7 +28,7 @@ enum HTMLReport {
         var body = ""
         body += "<h1>costd spend report <small>\(escape(period)) \(escape(key))</small></h1>\n"
         body += "<section class=\"cards\">\n"
-        body += card("Spent", Format.usd(report["totalCostUsd"]), "\(Format.count(report["requests"])) calls")
+        body += card("Spent", Format.usd(report["totalCostUsd"]), Format.calls(report["requests"]))
         body += card("Budget", report["budgetUsd"]?.numberValue == nil ? "none" : Format.usd(report["budgetUsd"]), "remaining " + Format.usd(report["remainingUsd"]))
         let hitRate = report["cache"]?["hitRate"]?.numberValue?.double ?? 0
         body += card("Cache hit rate", Format.percent(hitRate), "\(Format.count(report["cache"]?["hits"])) hits, \(Format.count(report["cache"]?["misses"])) misses")
@@ -142,9 +142,9 @@ enum HTMLReport {
             let cost = Format.dollars(member.value["costUsd"])
             let width = 520 * cost / maximum
             let color = palette[index % palette.count]
-            svg += "<text x=\"0\" y=\"\(String(format: "%.1f", y + 15))\">\(escape(String(member.key.prefix(28))))</text>"
+            svg += "<text x=\"0\" y=\"\(String(format: "%.1f", y + 15))\"><title>\(escape(member.key))</title>\(escape(Format.truncated(member.key, 30)))</text>"
             svg += "<rect x=\"220\" y=\"\(String(format: "%.1f", y))\" width=\"\(String(format: "%.1f", max(1, width)))\" height=\"20\" rx=\"3\" fill=\"\(color)\"/>"
-            svg += "<text x=\"\(String(format: "%.1f", 226 + width))\" y=\"\(String(format: "%.1f", y + 15))\">\(escape(Format.usd(member.value["costUsd"]))) · \(escape(Format.count(member.value["requests"]))) calls</text>\n"
+            svg += "<text x=\"\(String(format: "%.1f", 226 + width))\" y=\"\(String(format: "%.1f", y + 15))\">\(escape(Format.usd(member.value["costUsd"]))) · \(escape(Format.calls(member.value["requests"])))</text>\n"
         }
         return svg + "</svg>\n"
     }

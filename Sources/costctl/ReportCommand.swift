@@ -97,9 +97,20 @@ enum Format {
         return String(format: "%.6f", dollars)
     }
 
+    /// `$1.25`, `-$0.0025`: the sign goes before the dollar sign.
     static func usd(_ value: JSONValue?) -> String {
         guard let number = value?.numberValue, let money = Money(usd: number) else { return "-" }
-        return "$" + usd(money)
+        return money.nanos < 0 ? "-$" + usd(Money(nanos: -money.nanos)) : "$" + usd(money)
+    }
+
+    static func calls(_ value: JSONValue?) -> String {
+        let count = value?.numberValue?.int64 ?? 0
+        return count == 1 ? "1 call" : "\(Format.count(value)) calls"
+    }
+
+    /// A name cut to `width` characters, with an ellipsis when it was longer.
+    static func truncated(_ text: String, _ width: Int) -> String {
+        text.count <= width ? text : String(text.prefix(width - 1)) + "…"
     }
 
     static func percent(_ fraction: Double) -> String {
@@ -156,8 +167,7 @@ enum TerminalReport {
         lines.append(style.bold("costd spend report") + style.dim("  \(period) \(key)"))
         lines.append("")
         let spent = Format.dollars(report["totalCostUsd"])
-        let requests = Format.count(report["requests"])
-        lines.append("  Spent      " + style.bold(Format.usd(report["totalCostUsd"])) + style.dim("  in \(requests) calls"))
+                lines.append("  Spent      " + style.bold(Format.usd(report["totalCostUsd"])) + style.dim("  in \(Format.calls(report["requests"]))"))
         let barWidth = max(10, min(40, style.width - 40))
         if let budget = report["budgetUsd"]?.numberValue?.double, budget > 0 {
             let fraction = spent / budget
@@ -191,15 +201,15 @@ enum TerminalReport {
             lines.append("")
             lines.append(style.bold(title))
             let maximum = members.map { Format.dollars($0.value["costUsd"]) }.max() ?? 0
-            let nameWidth = min(28, max(8, members.map(\.key.count).max() ?? 8))
+            let nameWidth = min(32, max(8, members.map(\.key.count).max() ?? 8))
             for member in members.prefix(10) {
                 let cost = Format.dollars(member.value["costUsd"])
                 let fraction = maximum > 0 ? cost / maximum : 0
                 let share = spent > 0 ? Format.percent(cost / spent) : "-"
                 lines.append(
-                    "  \(Format.pad(member.key, nameWidth)) \(style.cyan(Format.bar(fraction, width: barWidth / 2))) "
+                    "  \(Format.pad(Format.truncated(member.key, nameWidth), nameWidth)) \(style.cyan(Format.bar(fraction, width: barWidth / 2))) "
                         + Format.padLeft(Format.usd(member.value["costUsd"]), 12)
-                        + style.dim(Format.padLeft(share, 8) + "  \(Format.count(member.value["requests"])) calls")
+                        + style.dim(Format.padLeft(share, 8) + "  \(Format.calls(member.value["requests"]))")
                 )
             }
             if members.count > 10 { lines.append(style.dim("  … and \(members.count - 10) more")) }

@@ -100,7 +100,7 @@ struct Costd: AsyncParsableCommand {
             else { throw ValidationError("--metrics-listen must be HOST:PORT, like 127.0.0.1:9464") }
             metricsAddress = (String(metricsListen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
         }
-        let metrics = metricsAddress.map { _ in DaemonMetrics() }
+        let metrics = metricsAddress.map { _ in DaemonMetrics(withRedis: configuration.redis != nil) }
         let engine = try CostdEngine(rules: rules, ledger: ledger, redis: redis?.client, metrics: metrics, logger: logger)
         if let redis, let settings = configuration.redis {
             if !redis.start(engine: engine, waitMillis: max(1_000, settings.connectTimeoutMillis * 2)) {
@@ -131,8 +131,9 @@ struct Costd: AsyncParsableCommand {
             server,
         ]
         if let metrics, let metricsAddress {
+            // Bound here, before the socket server reports ready: a taken port fails the start.
             services.append(
-                MetricsServer(host: metricsAddress.host, port: metricsAddress.port, group: group, logger: logger) {
+                try await MetricsServer.bind(host: metricsAddress.host, port: metricsAddress.port, group: group, logger: logger) {
                     engine.refreshMetrics(connections: server.connectionCount)
                     return metrics.render()
                 }

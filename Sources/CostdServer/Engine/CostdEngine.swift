@@ -28,7 +28,7 @@ public struct CallerIdentity: Sendable, Equatable {
 /// result. Methods that touch only memory answer on the calling event loop at once; the others
 /// (a `record` waiting for the disk or Redis, an L2 lookup) answer through a future.
 public final class CostdEngine: Sendable {
-    public static let version = "0.2.0"
+    public static let version = CostdVersion.current
 
     private let currentRules: Mutex<Rules>
     private let calendar: Mutex<PeriodCalendar>

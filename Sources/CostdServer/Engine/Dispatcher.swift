@@ -43,6 +43,7 @@ extension CostdEngine {
         switch call {
         case .invalid(let id, let error):
             writer.writeErrorResponse(id: id ?? .null, error: error)
+            measure("invalid", succeeded: false, since: metrics == nil ? 0 : DispatchTime.now().uptimeNanoseconds)
             return nil
         case .request(let request):
             let start = writer.bytes.count
@@ -85,6 +86,7 @@ extension CostdEngine {
         switch message {
         case .unreadable(let error):
             writer.writeErrorResponse(id: .null, error: error)
+            measure("invalid", succeeded: false, since: metrics == nil ? 0 : DispatchTime.now().uptimeNanoseconds)
             return nil
         case .single(let call):
             return handle(call, caller: caller, on: eventLoop, into: &writer)

@@ -21,18 +21,20 @@ public final class DaemonMetrics: Sendable {
     private let cacheLookups: [String: CoreMetrics.Counter]
     private let spend: [BudgetScope: CoreMetrics.Gauge]
     private let budget: [BudgetScope: CoreMetrics.Gauge]
-    private let redisUp: CoreMetrics.Gauge
-    private let backlog: CoreMetrics.Gauge
+    /// Only with Redis configured: an embedded daemon has no Redis to be up or down.
+    private let redisUp: CoreMetrics.Gauge?
+    private let backlog: CoreMetrics.Gauge?
     private let l1Entries: CoreMetrics.Gauge
     private let l1Bytes: CoreMetrics.Gauge
     private let connections: CoreMetrics.Gauge
 
     static let knownMethods = [
         "ping", "route", "cacheGet", "cacheSet", "cacheDelete", "cacheFlush", "cacheRelease", "record", "report",
-        "estimate", "reserve", "releaseReservation", "tokens",
+        "estimate", "reserve", "releaseReservation", "tokens", "invalid",
     ]
 
-    public init() {
+    /// `withRedis`: whether to export the Redis state and backlog.
+    public init(withRedis: Bool) {
         registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         // Requests take microseconds when answered from memory and milliseconds when they wait
@@ -68,8 +70,8 @@ public final class DaemonMetrics: Sendable {
             .day: CoreMetrics.Gauge(label: "costd_budget_usd", dimensions: [("period", "day")], factory: factory),
             .month: CoreMetrics.Gauge(label: "costd_budget_usd", dimensions: [("period", "month")], factory: factory),
         ]
-        redisUp = CoreMetrics.Gauge(label: "costd_redis_up", dimensions: [], factory: factory)
-        backlog = CoreMetrics.Gauge(label: "costd_backlog_records", dimensions: [], factory: factory)
+        redisUp = withRedis ? CoreMetrics.Gauge(label: "costd_redis_up", dimensions: [], factory: factory) : nil
+        backlog = withRedis ? CoreMetrics.Gauge(label: "costd_backlog_records", dimensions: [], factory: factory) : nil
         l1Entries = CoreMetrics.Gauge(label: "costd_l1_entries", dimensions: [], factory: factory)
         l1Bytes = CoreMetrics.Gauge(label: "costd_l1_bytes", dimensions: [], factory: factory)
         connections = CoreMetrics.Gauge(label: "costd_connections", dimensions: [], factory: factory)
@@ -93,10 +95,11 @@ public final class DaemonMetrics: Sendable {
     ) {
         for scope in BudgetScope.allCases {
             spend[scope]?.record((spent[scope] ?? .zero).dollars)
-            budget[scope]?.record(budgets.budget(for: scope)?.dollars ?? 0)
+            // No budget is not a budget of zero: NaN, which no alert rule compares true against.
+            budget[scope]?.record(budgets.budget(for: scope)?.dollars ?? .nan)
         }
-        redisUp.record(store.kind == .redis ? (store.state == "up" ? 1 : 0) : 1)
-        backlog.record(store.backlog)
+        redisUp?.record(store.state == "up" ? 1 : 0)
+        backlog?.record(store.backlog)
         l1Entries.record(l1.entries)
         l1Bytes.record(l1.usedBytes)
         connections.record(count)

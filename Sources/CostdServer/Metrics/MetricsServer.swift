@@ -6,35 +6,48 @@ import ServiceLifecycle
 
 /// Serves `GET /metrics` in the Prometheus text format on a TCP address (`--metrics-listen
 /// 127.0.0.1:9464`). Off by default.
+///
+/// It binds before the daemon reports ready (``bind(host:port:group:logger:render:)``), so a
+/// port in use stops the start with a reason instead of a daemon that looks ready and then exits.
 public final class MetricsServer: Service, Sendable {
-    private let host: String
-    private let port: Int
-    private let group: any EventLoopGroup
+    private let channel: any Channel
     private let logger: Logger
-    private let render: @Sendable () -> [UInt8]
 
-    public init(host: String, port: Int, group: any EventLoopGroup, logger: Logger, render: @escaping @Sendable () -> [UInt8]) {
-        self.host = host
-        self.port = port
-        self.group = group
+    private init(channel: any Channel, logger: Logger) {
+        self.channel = channel
         self.logger = logger
-        self.render = render
+    }
+
+    public static func bind(
+        host: String, port: Int, group: any EventLoopGroup, logger: Logger, render: @escaping @Sendable () -> [UInt8]
+    ) async throws -> MetricsServer {
+        let channel: any Channel
+        do {
+            channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
+                        try channel.pipeline.syncOperations.addHandler(MetricsHandler(render: render))
+                    }
+                }
+                .bind(host: host, port: port).get()
+        } catch {
+            throw MetricsBindError(address: "\(host):\(port)", underlying: "\(error)")
+        }
+        logger.info("Serving metrics", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "\(host):\(port)")"])
+        return MetricsServer(channel: channel, logger: logger)
     }
 
     public func run() async throws {
-        let render = self.render
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
-                    try channel.pipeline.syncOperations.addHandler(MetricsHandler(render: render))
-                }
-            }
-            .bind(host: host, port: port).get()
-        logger.info("Serving metrics", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "\(host):\(port)")"])
         try? await gracefulShutdown()
         try? await channel.close()
     }
+}
+
+public struct MetricsBindError: Error, CustomStringConvertible {
+    public var address: String
+    public var underlying: String
+    public var description: String { "cannot serve metrics on \(address): \(underlying)" }
 }
 
 final class MetricsHandler: ChannelInboundHandler {
@@ -54,13 +67,28 @@ final class MetricsHandler: ChannelInboundHandler {
         case .body: break
         case .end:
             guard let head else { return }
-            let found = head.method == .GET && (head.uri == "/metrics" || head.uri.hasPrefix("/metrics?"))
-            let body = found ? render() : Array("not found: try /metrics\n".utf8)
+            let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+            let status: HTTPResponseStatus
+            var body: [UInt8]
             var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: found ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain")
+            if path != "/metrics" {
+                status = .notFound
+                body = Array("not found: try /metrics\n".utf8)
+                headers.add(name: "Content-Type", value: "text/plain")
+            } else if head.method != .GET && head.method != .HEAD {
+                status = .methodNotAllowed
+                body = Array("only GET and HEAD\n".utf8)
+                headers.add(name: "Allow", value: "GET, HEAD")
+                headers.add(name: "Content-Type", value: "text/plain")
+            } else {
+                status = .ok
+                body = render()
+                headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
+            }
             headers.add(name: "Content-Length", value: String(body.count))
+            if head.method == .HEAD { body = [] }
             if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: found ? .ok : .notFound, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
             let keepAlive = head.isKeepAlive
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
