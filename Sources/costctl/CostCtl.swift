@@ -25,8 +25,8 @@ struct CostCtl: ParsableCommand {
             """,
         version: CostdVersion.current,
         subcommands: [
-            Ping.self, Route.self, Get.self, Set.self, Record.self, Report.self, Budget.self, Estimate.self, Delete.self,
-            Flush.self, Call.self,
+            Ping.self, Route.self, Get.self, Set.self, Record.self, Report.self, Budget.self, Estimate.self, Tokens.self,
+            Replay.self, Trace.self, Delete.self, Flush.self, Call.self,
         ]
     )
 

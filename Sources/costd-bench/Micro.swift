@@ -11,6 +11,8 @@ struct Micro: ParsableCommand {
 
     @Option(help: "Iterations per run.") var iterations: Int = 200_000
     @Option(help: "Runs per piece (the median is printed).") var runs: Int = 5
+    @Option(name: .customLong("data-dir"), help: "Where tokenizers/ is (default: $COSTD_DATA_DIR or the source tree's data/).")
+    var dataDirectory: String?
 
     func run() throws {
         let value = "\"" + String(repeating: "x", count: 1022) + "\""
@@ -59,6 +61,43 @@ struct Micro: ParsableCommand {
         }
         measure("price computation (cached input + output)") { sink in
             sink &+= Int((try? prices.cost(model: "gpt-4o", usage: usage))?.nanos ?? 0)
+        }
+        try tokenizer()
+    }
+
+    /// Tokenizer throughput on English prose, MB/s on one core.
+    func tokenizer() throws {
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        let directory = dataDirectory
+            ?? DefaultPaths.dataDirectory(environment: ProcessInfo.processInfo.environment, executablePath: executable) {
+                FileManager.default.fileExists(atPath: $0)
+            }
+        let words = "the quick brown fox jumps over a lazy dog while customers ask about invoices refunds and shipping; our team answers every question within a day, and the quarterly report shows revenue growth of twelve percent".split(separator: " ")
+        var prose = ""
+        var state: UInt64 = 1
+        while prose.utf8.count < 4 << 20 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            prose += words[Int(state >> 33) % words.count] + (state % 11 == 0 ? ". " : " ")
+        }
+        print("")
+        print("| tokenizer | MB/s, one core (count, English prose) |")
+        print("| --- | ---: |")
+        for spec in EncodingSpec.all {
+            guard let data = FileManager.default.contents(atPath: "\(directory)/tokenizers/\(spec.vocabularyFileName)") else {
+                print("| \(spec.name) | (no vocabulary in \(directory)/tokenizers: run scripts/fetch-vocab) |")
+                continue
+            }
+            let encoding = try BPEEncoding(spec: spec, vocabulary: Array(data), verifyHash: false)
+            _ = encoding.count(String(prose.prefix(10_000)))
+            var rates: [Double] = []
+            for _ in 0..<max(1, runs) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let count = encoding.count(prose)
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                rates.append(Double(prose.utf8.count) / 1e6 / seconds)
+                if count == 0 { print("") }
+            }
+            print("| \(spec.name) | \(String(format: "%.1f", rates.sorted()[rates.count / 2])) |")
         }
     }
 

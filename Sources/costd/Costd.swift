@@ -21,6 +21,9 @@ struct Costd: AsyncParsableCommand {
     @Option(name: .customLong("state-dir"), help: "Directory of the ledger (default: $STATE_DIRECTORY, $XDG_STATE_HOME/costd, /var/lib/costd).")
     var stateDirectory: String?
 
+    @Option(name: .customLong("data-dir"), help: "Data files (tokenizer vocabularies); default: $COSTD_DATA_DIR, the install's share/costd.")
+    var dataDirectory: String?
+
     @Option(help: "Config file (TOML).")
     var config: String?
 
@@ -101,7 +104,13 @@ struct Costd: AsyncParsableCommand {
             metricsAddress = (String(metricsListen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
         }
         let metrics = metricsAddress.map { _ in DaemonMetrics(withRedis: configuration.redis != nil) }
-        let engine = try CostdEngine(rules: rules, ledger: ledger, redis: redis?.client, metrics: metrics, logger: logger)
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        let dataDirectory = configuration.dataDirectory
+            ?? DefaultPaths.dataDirectory(environment: environment, executablePath: executable) { FileManager.default.fileExists(atPath: $0) }
+        let tokenizers = Tokenizers(dataDirectory: dataDirectory, logger: logger)
+        let engine = try CostdEngine(
+            rules: rules, ledger: ledger, redis: redis?.client, tokenizers: tokenizers, metrics: metrics, logger: logger
+        )
         if let redis, let settings = configuration.redis {
             if !redis.start(engine: engine, waitMillis: max(1_000, settings.connectTimeoutMillis * 2)) {
                 logger.warning("Starting without Redis: cache calls use L1 only and records go to the local backlog until it is reachable")
@@ -118,6 +127,7 @@ struct Costd: AsyncParsableCommand {
             onReady: {
                 logger.info("Ready", metadata: ["socket": "\(address)", "state": "\(stateDirectory)", "store": "\(engine.store.status.kind.rawValue)"])
                 notifier.ready(status: engine.statusLine())
+                tokenizers.startLoading()
             }
         )
         let reloadConfiguration = self
@@ -170,6 +180,7 @@ struct Costd: AsyncParsableCommand {
         }
         if let socket { configuration.socketPath = socket }
         if let stateDirectory { configuration.stateDirectory = stateDirectory }
+        if let dataDirectory { configuration.dataDirectory = dataDirectory }
         if let prices { configuration.pricesFile = prices }
         if let dailyBudget {
             guard let money = Money(usd: dailyBudget), money.nanos >= 0 else {

@@ -61,6 +61,8 @@ public struct LedgerSettings: Sendable, Equatable {
 public struct Configuration: Sendable, Equatable {
     public var socketPath: String?
     public var stateDirectory: String?
+    /// Where data files live (tokenizer vocabularies in `tokenizers/`).
+    public var dataDirectory: String?
     /// A LiteLLM-format price file that overrides the built-in prices.
     public var pricesFile: String?
     /// The time zone of budget periods (IANA name); UTC when nil.
@@ -109,6 +111,7 @@ extension Configuration {
         var root = try Section(document, path: "")
         socketPath = try root.string("socket")
         stateDirectory = try root.string("state_dir")
+        dataDirectory = try root.string("data_dir")
         timeZone = try root.string("time_zone")
         baselineModel = try root.string("baseline_model") ?? baselineModel
 

@@ -7,6 +7,23 @@ public enum DefaultPaths {
         return "/run/costd/costd.sock"
     }
 
+    /// `$COSTD_DATA_DIR`, else `share/costd` beside the binary's directory (an installed costd),
+    /// else `data/` of the source tree the binary was built in, else `/usr/share/costd`.
+    public static func dataDirectory(environment: [String: String], executablePath: String, exists: (String) -> Bool) -> String {
+        if let directory = environment["COSTD_DATA_DIR"], !directory.isEmpty { return directory }
+        var components = executablePath.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        components.removeLast()  // the binary
+        let binaryDirectory = components.joined(separator: "/")
+        let installed = binaryDirectory + "/../share/costd"
+        if exists(installed) { return installed }
+        // A build tree: <root>/.build/<triple>/<configuration>/costd.
+        if let build = components.lastIndex(of: ".build") {
+            let source = components[..<build].joined(separator: "/") + "/data"
+            if exists(source) { return source }
+        }
+        return "/usr/share/costd"
+    }
+
     /// `$STATE_DIRECTORY` (set by systemd), else `$XDG_STATE_HOME/costd`, else `/var/lib/costd`.
     public static func stateDirectory(environment: [String: String]) -> String {
         if let directory = environment["STATE_DIRECTORY"], !directory.isEmpty {

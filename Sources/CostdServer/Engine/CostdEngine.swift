@@ -35,6 +35,7 @@ public final class CostdEngine: Sendable {
     let cache: CacheTier
     public let store: any SpendStore
     let logger: Logger
+    let tokenizers: Tokenizers
     /// Prometheus metrics, when `--metrics-listen` is given.
     public let metrics: DaemonMetrics?
     let startedAt = NIODeadline.now()
@@ -42,8 +43,12 @@ public final class CostdEngine: Sendable {
     private let recordIdPrefix: String
 
     /// The embedded default, or Redis when `redis` is given (the ledger then keeps its backlog).
-    public init(rules: Rules, ledger: SpendLedger, redis: RedisClient?, metrics: DaemonMetrics? = nil, logger: Logger) throws {
+    public init(
+        rules: Rules, ledger: SpendLedger, redis: RedisClient?, tokenizers: Tokenizers, metrics: DaemonMetrics? = nil,
+        logger: Logger
+    ) throws {
         self.metrics = metrics
+        self.tokenizers = tokenizers
         self.currentRules = Mutex(rules)
         self.calendar = Mutex(try PeriodCalendar(timeZoneIdentifier: rules.configuration.timeZone))
         let cacheSettings = rules.configuration.cache

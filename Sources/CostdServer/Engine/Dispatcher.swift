@@ -25,6 +25,7 @@ extension CostdEngine {
         case "report": return .later(try report(params, on: eventLoop))
         case "ping": ping(into: &writer)
         case "estimate": try estimate(params, into: &writer)
+        case "tokens": return .later(try tokens(params, on: eventLoop))
         case "reserve": return .later(try reserve(params, on: eventLoop))
         case "releaseReservation": return .later(try releaseReservation(params, on: eventLoop))
         case "cacheDelete": return try cacheDelete(params, on: eventLoop)

@@ -44,14 +44,7 @@ extension CostdEngine {
         var promptTokens = try params.count("inputTokens")
         var tokensExact = promptTokens != nil
         if promptTokens == nil, let prompt = params.value("prompt") {
-            let utf8Count: Int
-            if case .string(let text) = prompt {
-                utf8Count = text.utf8.count
-            } else {
-                utf8Count = prompt.canonicalBytes().count
-            }
-            promptTokens = Router.estimateTokens(utf8Count: utf8Count)
-            tokensExact = false
+            (promptTokens, tokensExact) = self.promptTokens(prompt, rules: rules)
         }
         let decision = rules.router.route(
             RouteRequest(task: task, promptTokens: promptTokens, underBudgetPressure: underBudgetPressure(rules))
