@@ -154,10 +154,12 @@ public final class RedisClient: Sendable {
                 var replies = try connection.pipeline(live.flatMap(\.commands))
                 try reloadMissingScripts(&replies, commands: live.flatMap(\.commands), connection: connection)
                 var offset = 0
+                var completions: [(RedisJob, [RedisReply])] = []
                 for job in live {
-                    job.succeed(Array(replies[offset..<(offset + job.commands.count)]))
+                    completions.append((job, Array(replies[offset..<(offset + job.commands.count)])))
                     offset += job.commands.count
                 }
+                RedisJob.succeedAll(completions)
             } catch {
                 for job in live { job.fail(error) }
                 markDown(error, worker: index, connected: true)
@@ -252,6 +254,20 @@ final class RedisJob: Sendable {
         }
     }
 
+    /// Completes many jobs with one task per event loop instead of one wake-up per job.
+    static func succeedAll(_ completions: [(RedisJob, [RedisReply])]) {
+        var byLoop: [ObjectIdentifier: (any EventLoop, [(RedisJob, [RedisReply])])] = [:]
+        for completion in completions {
+            let loop = completion.0.promise.futureResult.eventLoop
+            byLoop[ObjectIdentifier(loop), default: (loop, [])].1.append(completion)
+        }
+        for (loop, group) in byLoop.values {
+            loop.execute {
+                for (job, replies) in group { job.succeed(replies) }
+            }
+        }
+    }
+
     func fail(_ error: any Error) {
         if completed.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
             promise.fail(error)
@@ -264,6 +280,8 @@ final class JobQueue: @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [RedisJob] = []
     private var stopped = false
+    /// Workers asleep on `condition`: a push only signals when one is.
+    private var waiting = 0
 
     func push(_ job: RedisJob) {
         condition.lock()
@@ -273,7 +291,7 @@ final class JobQueue: @unchecked Sendable {
             return
         }
         jobs.append(job)
-        condition.signal()
+        if waiting > 0 { condition.signal() }
         condition.unlock()
     }
 
@@ -281,7 +299,11 @@ final class JobQueue: @unchecked Sendable {
     func take(max: Int) -> [RedisJob]? {
         condition.lock()
         defer { condition.unlock() }
-        while jobs.isEmpty && !stopped { condition.wait() }
+        while jobs.isEmpty && !stopped {
+            waiting += 1
+            condition.wait()
+            waiting -= 1
+        }
         if stopped { return nil }
         let count = min(max, jobs.count)
         let taken = Array(jobs.prefix(count))

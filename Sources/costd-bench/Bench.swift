@@ -56,6 +56,8 @@ struct Run: ParsableCommand {
     @Flag(help: "A short smoke run: tiny durations, one round (for CI; numbers mean nothing).") var quick = false
     @Option(help: "The costd binary (default: next to costd-bench).") var costd: String?
     @Option(help: "The redis-server binary.") var redisServer: String = "/usr/bin/redis-server"
+    @Option(name: .customLong("costd-threads"), help: "Event-loop threads of the costd under test (default: its own default, one per core).")
+    var costdThreads: Int?
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
@@ -80,11 +82,12 @@ struct Run: ParsableCommand {
 
         print("# costd-bench  \(Date())  \(ProcessInfo.processInfo.activeProcessorCount) cores  value \(valueBytes) B  \(rounds) round(s) of \(duration) s")
         let redis = try start("redis", redisServer, ["--port", "0", "--unixsocket", "\(directory)/redis.sock", "--save", "", "--appendonly", "no", "--dir", directory], socket: "\(directory)/redis.sock")
-        let embedded = try start("costd", costdBinary, ["--socket", "\(directory)/costd.sock", "--state-dir", "\(directory)/state", "--log-level", "warning"], socket: "\(directory)/costd.sock")
+        let threadArguments = costdThreads.map { ["--threads", "\($0)"] } ?? []
+        let embedded = try start("costd", costdBinary, ["--socket", "\(directory)/costd.sock", "--state-dir", "\(directory)/state", "--log-level", "warning"] + threadArguments, socket: "\(directory)/costd.sock")
         let idleRSS = embedded.residentBytes
         let shared = try start(
             "costd-l2", costdBinary,
-            ["--socket", "\(directory)/costd-l2.sock", "--state-dir", "\(directory)/state-l2", "--redis", "unix://\(directory)/redis.sock", "--cache-bytes", "0", "--log-level", "warning"],
+            ["--socket", "\(directory)/costd-l2.sock", "--state-dir", "\(directory)/state-l2", "--redis", "unix://\(directory)/redis.sock", "--cache-bytes", "0", "--log-level", "warning"] + threadArguments,
             socket: "\(directory)/costd-l2.sock"
         )
         let echo = try start("echo-poll", benchPath.path, ["echo-server", "--kind", "poll", "--socket", "\(directory)/echo.sock"], socket: "\(directory)/echo.sock")

@@ -127,7 +127,6 @@ struct Costd: AsyncParsableCommand {
             onReady: {
                 logger.info("Ready", metadata: ["socket": "\(address)", "state": "\(stateDirectory)", "store": "\(engine.store.status.kind.rawValue)"])
                 notifier.ready(status: engine.statusLine())
-                tokenizers.startLoading()
             }
         )
         let reloadConfiguration = self

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import CostdCore
@@ -128,6 +129,20 @@ import Testing
         #expect(throws: ConfigError.self) { try PeriodCalendar(timeZoneIdentifier: "Mars/Olympus") }
     }
 
+    @Test func utcDaysAreExactArithmetic() throws {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        var utc = PeriodCalendar.utc
+        // Every 37th day from 1900 to 2200, and the edges of days.
+        for day in stride(from: -25_567, through: 84_000, by: 37) {
+            for millis in [Int64(day) * 86_400_000, Int64(day) * 86_400_000 + 86_399_999] {
+                let components = calendar.dateComponents([.year, .month, .day], from: Date(timeIntervalSince1970: Double(millis) / 1000))
+                let expected = PeriodCalendar.dayKey(year: components.year!, month: components.month!, day: components.day!)
+                #expect(utc.dayKey(unixMillis: millis) == expected, "\(millis)")
+            }
+        }
+    }
+
     @Test func parsesAndWalksDays() {
         #expect(PeriodCalendar.parseDay("2026-02-29") == nil)
         #expect(PeriodCalendar.parseDay("2024-02-29") == "2024-02-29")
@@ -182,6 +197,43 @@ import Testing
         #expect(cache.get(key(2), now: 0) != nil)
         #expect(cache.removeAll(namespace: nil) == 1)
         #expect(cache.usedBytes == 0)
+    }
+
+    @Test func agreesWithAModelUnderRandomOperations() {
+        // With room for everything (no eviction) the cache must behave exactly like a dictionary.
+        var cache = SieveCache(capacityBytes: 1 << 30)
+        var model: [Int: (value: [UInt8], namespace: String, expiresAt: UInt64)] = [:]
+        var random = SystemRandomNumberGenerator()
+        var now: UInt64 = 0
+        for _ in 0..<20_000 {
+            let id = Int(random.next() % 300)
+            switch random.next() % 10 {
+            case 0..<4:
+                let value = [UInt8](repeating: UInt8(id % 251), count: Int(random.next() % 64))
+                let namespace = ["", "a", "b"][Int(random.next() % 3)]
+                let expiresAt = now + 1 + random.next() % 500
+                cache.set(key(id), value: value, namespace: namespace, expiresAt: expiresAt, now: now)
+                model[id] = (value, namespace, expiresAt)
+            case 4..<8:
+                let expected = model[id].flatMap { $0.expiresAt > now ? $0.value : nil }
+                #expect(cache.get(key(id), now: now)?.value == expected)
+                if expected == nil { model[id] = nil }
+            case 8:
+                #expect(cache.remove(key(id)) == (model.removeValue(forKey: id) != nil))
+            default:
+                if random.next() % 20 == 0 {
+                    let namespace = ["a", "b"][Int(random.next() % 2)]
+                    cache.removeAll(namespace: namespace)
+                    model = model.filter { $0.value.namespace != namespace }
+                } else {
+                    now += random.next() % 20
+                }
+            }
+        }
+        cache.removeExpired(now: now)
+        model = model.filter { $0.value.expiresAt > now }
+        #expect(cache.count == model.count)
+        #expect(cache.usedBytes == model.values.reduce(0) { $0 + $1.value.count + $1.namespace.utf8.count + SieveCache.entryOverhead })
     }
 
     @Test func replacingAnEntryKeepsAccountingRight() {

@@ -4,29 +4,40 @@ import Foundation
 /// (`2026-11`) in one time zone, UTC unless the config names another.
 ///
 /// The current day's bounds are remembered, so the common case (another record today) is two
-/// integer comparisons rather than a calendar computation.
+/// integer comparisons rather than a calendar computation. UTC days are plain arithmetic; only
+/// a named time zone brings in Foundation's calendar (and its ICU tables, a few MB of memory).
 public struct PeriodCalendar: Sendable {
-    public let timeZone: TimeZone
-    private let calendar: Calendar
+    /// The zone's calendar; nil for UTC.
+    private let calendar: Calendar?
     private var cachedDay: (start: Int64, end: Int64, key: String)?
 
     public init(timeZoneIdentifier: String?) throws(ConfigError) {
-        let identifier = timeZoneIdentifier ?? "UTC"
+        guard let identifier = timeZoneIdentifier, identifier != "UTC", identifier != "Etc/UTC" else {
+            calendar = nil
+            return
+        }
         guard let timeZone = TimeZone(identifier: identifier) else {
             throw ConfigError("unknown time zone '\(identifier)'")
         }
-        self.timeZone = timeZone
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = timeZone
         self.calendar = calendar
     }
 
-    public static let utc = try! PeriodCalendar(timeZoneIdentifier: "UTC")
+    public static let utc = try! PeriodCalendar(timeZoneIdentifier: nil)
 
     /// The day key of an instant given in milliseconds since 1970.
     public mutating func dayKey(unixMillis: Int64) -> String {
         if let cachedDay, unixMillis >= cachedDay.start, unixMillis < cachedDay.end {
             return cachedDay.key
+        }
+        guard let calendar else {
+            let millisPerDay: Int64 = 86_400_000
+            let dayNumber = unixMillis >= 0 ? unixMillis / millisPerDay : (unixMillis - millisPerDay + 1) / millisPerDay
+            let (year, month, day) = PeriodCalendar.civilDate(daysSince1970: dayNumber)
+            let key = PeriodCalendar.dayKey(year: year, month: month, day: day)
+            cachedDay = (dayNumber * millisPerDay, (dayNumber + 1) * millisPerDay, key)
+            return key
         }
         let date = Date(timeIntervalSince1970: Double(unixMillis) / 1000)
         let components = calendar.dateComponents([.year, .month, .day], from: date)
@@ -39,6 +50,21 @@ public struct PeriodCalendar: Sendable {
             )
         }
         return key
+    }
+
+    /// The proleptic Gregorian date of a day count from 1970-01-01 (Howard Hinnant's
+    /// `civil_from_days`).
+    static func civilDate(daysSince1970: Int64) -> (year: Int, month: Int, day: Int) {
+        let z = daysSince1970 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shiftedMonth = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
+        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        return (Int(year), Int(month), Int(day))
     }
 
     public static func dayKey(year: Int, month: Int, day: Int) -> String {

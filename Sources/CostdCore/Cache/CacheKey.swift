@@ -18,18 +18,29 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     public init(model: String, namespace: String, prompt: JSONValue) {
-        self.init(model: model, namespace: namespace, canonicalPrompt: prompt.canonicalBytes())
+        // Everything hashed goes into one buffer, the prompt written straight in canonical form.
+        var writer = JSONWriter(reservingCapacity: 64 + model.utf8.count + namespace.utf8.count)
+        writer.raw("costd.v1\u{0}")
+        writer.rawJSON(model.utf8)
+        writer.raw("\u{0}")
+        writer.rawJSON(namespace.utf8)
+        writer.raw("\u{0}")
+        writer.canonical(prompt)
+        self.init(hashing: writer.bytes)
     }
 
     public init(model: String, namespace: String, canonicalPrompt: [UInt8]) {
-        var hasher = SHA256()
-        hasher.update(data: Array("costd.v1\u{0}".utf8))
-        hasher.update(data: Array(model.utf8))
-        hasher.update(data: [0])
-        hasher.update(data: Array(namespace.utf8))
-        hasher.update(data: [0])
-        hasher.update(data: canonicalPrompt)
-        let digest = hasher.finalize()
+        var bytes = Array("costd.v1\u{0}".utf8)
+        bytes += model.utf8
+        bytes.append(0)
+        bytes += namespace.utf8
+        bytes.append(0)
+        bytes += canonicalPrompt
+        self.init(hashing: bytes)
+    }
+
+    private init(hashing bytes: [UInt8]) {
+        let digest = SHA256.hash(data: bytes)
         self.words = digest.withUnsafeBytes { raw in
             (
                 UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),

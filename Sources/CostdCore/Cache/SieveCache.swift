@@ -6,22 +6,23 @@
 /// unvisited. Entries that are read again survive, one-hit wonders leave first: hot entries
 /// stay, as with LRU, but with less work per hit and better resistance to scans.
 ///
-/// Not thread-safe; ``L1Cache`` shards it behind locks.
+/// Memory is kept close to the payload: entries live in one array of 64-byte nodes (the key
+/// only there), found through an open-addressing index of 4-byte slot numbers, and namespaces
+/// are interned. Not thread-safe; ``L1Cache`` shards it behind locks.
 public struct SieveCache: Sendable {
     /// Bookkeeping bytes charged per entry on top of the value and namespace bytes (the node,
-    /// the hash-table slot and allocator overhead), so the byte bound tracks real memory.
+    /// its index slot and allocator overhead), so the byte bound tracks real memory.
     public static let entryOverhead = 96
 
     struct Node: Sendable {
         var key: CacheKey
         var value: [UInt8]
-        var namespace: String
         var expiresAt: UInt64
-        var visited: Bool
+        var namespace: UInt32
         var newer: Int32  // towards the head (newest)
         var older: Int32  // towards the tail (oldest)
-
-        var cost: Int { value.count + namespace.utf8.count + SieveCache.entryOverhead }
+        var visited: Bool
+        var live: Bool
     }
 
     public struct Entry: Sendable {
@@ -33,26 +34,90 @@ public struct SieveCache: Sendable {
     public private(set) var usedBytes = 0
     public private(set) var evictions: UInt64 = 0
     public private(set) var expirations: UInt64 = 0
+    public private(set) var count = 0
 
     private var nodes: ContiguousArray<Node> = []
     private var freeSlots: [Int32] = []
-    private var slotByKey: [CacheKey: Int32] = [:]
     private var head: Int32 = -1  // newest
     private var tail: Int32 = -1  // oldest
     private var hand: Int32 = -1
+
+    /// Open addressing with linear probing: node slots, or `empty`, or `deleted`.
+    private var index: [Int32] = []
+    private var indexUsed = 0  // live and deleted marks
+    private static let empty: Int32 = -1
+    private static let deleted: Int32 = -2
+
+    private var namespaceIDs: [String: UInt32] = ["": 0]
+    private var namespaceNames: [String] = [""]
 
     public init(capacityBytes: Int) {
         self.capacityBytes = capacityBytes
     }
 
-    public var count: Int { slotByKey.count }
+    // MARK: - The index
+
+    private func findSlot(_ key: CacheKey) -> (position: Int, slot: Int32)? {
+        guard !index.isEmpty else { return nil }
+        let mask = index.count - 1
+        var position = Int(truncatingIfNeeded: key.words.0) & mask
+        while true {
+            let slot = index[position]
+            if slot == SieveCache.empty { return nil }
+            if slot >= 0 && nodes[Int(slot)].key == key { return (position, slot) }
+            position = (position + 1) & mask
+        }
+    }
+
+    /// Makes room in the index for one more entry. Call before the new node is live: a rebuild
+    /// indexes every live node.
+    private mutating func reserveIndexSlot() {
+        if (indexUsed + 1) * 4 > index.count * 3 { rebuildIndex(minimumCount: count + 1) }
+    }
+
+    private mutating func insertIntoIndex(_ key: CacheKey, slot: Int32) {
+        let mask = index.count - 1
+        var position = Int(truncatingIfNeeded: key.words.0) & mask
+        while index[position] >= 0 { position = (position + 1) & mask }
+        if index[position] == SieveCache.empty { indexUsed += 1 }
+        index[position] = slot
+    }
+
+    /// A fresh index for at least `minimumCount` entries, without deleted marks.
+    private mutating func rebuildIndex(minimumCount: Int) {
+        var capacity = 16
+        while capacity * 3 < minimumCount * 4 + 4 { capacity <<= 1 }
+        index = [Int32](repeating: SieveCache.empty, count: capacity)
+        indexUsed = 0
+        let mask = capacity - 1
+        for slot in nodes.indices where nodes[slot].live {
+            var position = Int(truncatingIfNeeded: nodes[slot].key.words.0) & mask
+            while index[position] != SieveCache.empty { position = (position + 1) & mask }
+            index[position] = Int32(slot)
+            indexUsed += 1
+        }
+    }
+
+    private func cost(of node: Node) -> Int {
+        node.value.count + namespaceNames[Int(node.namespace)].utf8.count + SieveCache.entryOverhead
+    }
+
+    private mutating func namespaceID(_ namespace: String) -> UInt32 {
+        if let id = namespaceIDs[namespace] { return id }
+        let id = UInt32(namespaceNames.count)
+        namespaceNames.append(namespace)
+        namespaceIDs[namespace] = id
+        return id
+    }
+
+    // MARK: - Operations
 
     /// The live entry for `key`, marking it visited; an expired entry is dropped and missed.
     public mutating func get(_ key: CacheKey, now: UInt64) -> Entry? {
-        guard let slot = slotByKey[key] else { return nil }
+        guard let (position, slot) = findSlot(key) else { return nil }
         let index = Int(slot)
         if nodes[index].expiresAt <= now {
-            remove(slot: slot)
+            remove(slot: slot, position: position)
             expirations += 1
             return nil
         }
@@ -66,14 +131,17 @@ public struct SieveCache: Sendable {
     public mutating func set(
         _ key: CacheKey, value: [UInt8], namespace: String, expiresAt: UInt64, now: UInt64
     ) -> Bool {
-        if let slot = slotByKey[key] { remove(slot: slot) }
-        let node = Node(
-            key: key, value: value, namespace: namespace, expiresAt: expiresAt, visited: false, newer: -1, older: -1
-        )
-        guard node.cost <= capacityBytes else { return false }
-        while usedBytes + node.cost > capacityBytes {
+        if let (position, slot) = findSlot(key) { remove(slot: slot, position: position) }
+        let cost = value.count + namespace.utf8.count + SieveCache.entryOverhead
+        guard cost <= capacityBytes else { return false }
+        while usedBytes + cost > capacityBytes {
             evictOne(now: now)
         }
+        reserveIndexSlot()
+        let node = Node(
+            key: key, value: value, expiresAt: expiresAt, namespace: namespaceID(namespace), newer: -1, older: head,
+            visited: false, live: true
+        )
         let slot: Int32
         if let free = freeSlots.popLast() {
             slot = free
@@ -83,19 +151,19 @@ public struct SieveCache: Sendable {
             nodes.append(node)
         }
         // Insert at the head.
-        nodes[Int(slot)].older = head
         if head >= 0 { nodes[Int(head)].newer = slot }
         head = slot
         if tail < 0 { tail = slot }
-        slotByKey[key] = slot
-        usedBytes += node.cost
+        insertIntoIndex(key, slot: slot)
+        usedBytes += cost
+        count += 1
         return true
     }
 
     @discardableResult
     public mutating func remove(_ key: CacheKey) -> Bool {
-        guard let slot = slotByKey[key] else { return false }
-        remove(slot: slot)
+        guard let (position, slot) = findSlot(key) else { return false }
+        remove(slot: slot, position: position)
         return true
     }
 
@@ -107,18 +175,27 @@ public struct SieveCache: Sendable {
             self = SieveCache(capacityBytes: capacityBytes)
             return dropped
         }
-        let slots = slotByKey.values.filter { nodes[Int($0)].namespace == namespace }
-        for slot in slots { remove(slot: slot) }
-        return slots.count
+        guard let id = namespaceIDs[namespace] else { return 0 }
+        return removeAll { $0.namespace == id }
     }
 
     /// Drops every expired entry; returns how many.
     @discardableResult
     public mutating func removeExpired(now: UInt64) -> Int {
-        let slots = slotByKey.values.filter { nodes[Int($0)].expiresAt <= now }
-        for slot in slots { remove(slot: slot) }
-        expirations += UInt64(slots.count)
-        return slots.count
+        let dropped = removeAll { $0.expiresAt <= now }
+        expirations += UInt64(dropped)
+        return dropped
+    }
+
+    private mutating func removeAll(where matches: (Node) -> Bool) -> Int {
+        var dropped = 0
+        for slot in nodes.indices where nodes[slot].live && matches(nodes[slot]) {
+            if let (position, _) = findSlot(nodes[slot].key) {
+                remove(slot: Int32(slot), position: position)
+                dropped += 1
+            }
+        }
+        return dropped
     }
 
     private mutating func evictOne(now: UInt64) {
@@ -133,19 +210,24 @@ public struct SieveCache: Sendable {
         }
         hand = nodes[Int(cursor)].newer
         if nodes[Int(cursor)].expiresAt <= now { expirations += 1 } else { evictions += 1 }
-        remove(slot: cursor)
+        if let (position, _) = findSlot(nodes[Int(cursor)].key) {
+            remove(slot: cursor, position: position)
+        }
     }
 
-    private mutating func remove(slot: Int32) {
+    private mutating func remove(slot: Int32, position: Int) {
         let index = Int(slot)
         let node = nodes[index]
         if hand == slot { hand = node.newer }
         if node.newer >= 0 { nodes[Int(node.newer)].older = node.older } else { head = node.older }
         if node.older >= 0 { nodes[Int(node.older)].newer = node.newer } else { tail = node.newer }
-        slotByKey.removeValue(forKey: node.key)
-        usedBytes -= node.cost
+        self.index[position] = SieveCache.deleted
+        usedBytes -= cost(of: node)
+        count -= 1
         nodes[index].value = []
-        nodes[index].namespace = ""
+        nodes[index].live = false
         freeSlots.append(slot)
+        // Deleted marks lengthen probes; past a quarter of the index, start it over.
+        if indexUsed - count > self.index.count / 4 { rebuildIndex(minimumCount: count) }
     }
 }

@@ -78,8 +78,8 @@ public struct JSONWriter: Sendable {
         }
     }
 
-    /// Writes a value; `sortedKeys` gives the canonical form used for cache keys.
-    public mutating func value(_ value: JSONValue, sortedKeys: Bool = false) {
+    /// Writes a value as it is (object members in their order).
+    public mutating func value(_ value: JSONValue) {
         switch value {
         case .null: null()
         case .bool(let bool): self.bool(bool)
@@ -89,23 +89,16 @@ public struct JSONWriter: Sendable {
             bytes.append(UInt8(ascii: "["))
             for (offset, element) in array.enumerated() {
                 if offset > 0 { bytes.append(UInt8(ascii: ",")) }
-                self.value(element, sortedKeys: sortedKeys)
+                self.value(element)
             }
             bytes.append(UInt8(ascii: "]"))
         case .object(let object):
             bytes.append(UInt8(ascii: "{"))
-            var members = object.members
-            if sortedKeys {
-                // Later duplicates win, as in lookups; then keys sort by their UTF-8 bytes.
-                var seen = Set<String>()
-                members = members.reversed().filter { seen.insert($0.key).inserted }
-                members.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-            }
-            for (offset, member) in members.enumerated() {
+            for (offset, member) in object.members.enumerated() {
                 if offset > 0 { bytes.append(UInt8(ascii: ",")) }
                 string(member.key)
                 bytes.append(UInt8(ascii: ":"))
-                self.value(member.value, sortedKeys: sortedKeys)
+                self.value(member.value)
             }
             bytes.append(UInt8(ascii: "}"))
         }
@@ -200,9 +193,9 @@ public struct JSONWriter: Sendable {
 
 extension JSONValue {
     /// Compact JSON text.
-    public func encoded(sortedKeys: Bool = false) -> [UInt8] {
+    public func encoded() -> [UInt8] {
         var writer = JSONWriter()
-        writer.value(self, sortedKeys: sortedKeys)
+        writer.value(self)
         return writer.bytes
     }
 
@@ -215,17 +208,39 @@ extension JSONValue {
     /// documents that mean the same thing have the same bytes.
     public func canonicalBytes() -> [UInt8] {
         var writer = JSONWriter()
-        writer.value(canonicalized(), sortedKeys: true)
+        writer.canonical(self)
         return writer.bytes
     }
+}
 
-    private func canonicalized() -> JSONValue {
-        switch self {
-        case .number(let number): .number(number.canonical)
-        case .array(let array): .array(array.map { $0.canonicalized() })
+extension JSONWriter {
+    /// Writes `value` in canonical form (see ``JSONValue/canonicalBytes()``), without building
+    /// a canonical copy of it first.
+    public mutating func canonical(_ value: JSONValue) {
+        switch value {
+        case .string(let string): self.string(string)
+        case .number(let number): self.number(number.canonical)
+        case .array(let array):
+            bytes.append(UInt8(ascii: "["))
+            for (offset, element) in array.enumerated() {
+                if offset > 0 { bytes.append(UInt8(ascii: ",")) }
+                canonical(element)
+            }
+            bytes.append(UInt8(ascii: "]"))
         case .object(let object):
-            .object(JSONObject(object.members.map { JSONObject.Member(key: $0.key, value: $0.value.canonicalized()) }))
-        default: self
+            bytes.append(UInt8(ascii: "{"))
+            // Later duplicates win, as in lookups; then keys sort by their UTF-8 bytes.
+            var seen = Set<String>()
+            var members = object.members.reversed().filter { seen.insert($0.key).inserted }
+            members.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            for (offset, member) in members.enumerated() {
+                if offset > 0 { bytes.append(UInt8(ascii: ",")) }
+                string(member.key)
+                bytes.append(UInt8(ascii: ":"))
+                canonical(member.value)
+            }
+            bytes.append(UInt8(ascii: "}"))
+        default: self.value(value)
         }
     }
 }

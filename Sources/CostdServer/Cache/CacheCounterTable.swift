@@ -11,21 +11,25 @@ enum CacheOutcome {
 }
 
 /// Cache lookups counted as they happen, by layer, model and namespace. Sharded by thread so
-/// that event loops rarely wait on each other; ``take()`` moves the counts out for the day's
-/// totals.
+/// that event loops rarely wait on each other, and keyed by (model, namespace) so that a count
+/// is one hash lookup; the totals by model and by namespace are summed when the counts are
+/// taken (``take()``) into the day's totals.
 final class CacheCounterTable: Sendable {
+    private struct Pair: Hashable {
+        var model: String
+        var namespace: String
+    }
+
     private final class Shard: Sendable {
-        let counts = Mutex(CacheCounterSet())
+        let counts = Mutex<[Pair: CacheCounters]>([:])
     }
 
     private let shards: [Shard] = (0..<8).map { _ in Shard() }
 
     func count(_ outcome: CacheOutcome, model: String, namespace: String) {
-        let shard = shards[Int(UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))) >> 4 % 8) % 8]
-        shard.counts.withLock { set in
-            CacheCounterTable.add(outcome, to: &set.total)
-            CacheCounterTable.add(outcome, to: &set.byModel[model, default: CacheCounters()])
-            CacheCounterTable.add(outcome, to: &set.byNamespace[namespace, default: CacheCounters()])
+        let shard = shards[Int(truncatingIfNeeded: UInt(pthread_self()) >> 12) & 7]
+        shard.counts.withLock { counts in
+            CacheCounterTable.add(outcome, to: &counts[Pair(model: model, namespace: namespace), default: CacheCounters()])
         }
     }
 
@@ -41,21 +45,28 @@ final class CacheCounterTable: Sendable {
 
     /// The counts since the last call, leaving zero behind.
     func take() -> CacheCounterSet {
-        var total = CacheCounterSet()
-        for shard in shards {
-            let counts = shard.counts.withLock { set -> CacheCounterSet in
-                defer { set = CacheCounterSet() }
-                return set
-            }
-            total.add(counts)
-        }
-        return total
+        collect(reset: true)
     }
 
     /// The counts since the last `take()`, without taking them.
     func peek() -> CacheCounterSet {
-        var total = CacheCounterSet()
-        for shard in shards { total.add(shard.counts.withLock { $0 }) }
-        return total
+        collect(reset: false)
+    }
+
+    private func collect(reset: Bool) -> CacheCounterSet {
+        var set = CacheCounterSet()
+        for shard in shards {
+            let counts = shard.counts.withLock { counts -> [Pair: CacheCounters] in
+                let taken = counts
+                if reset { counts = [:] }
+                return taken
+            }
+            for (pair, counters) in counts {
+                set.total += counters
+                set.byModel[pair.model, default: CacheCounters()] += counters
+                set.byNamespace[pair.namespace, default: CacheCounters()] += counters
+            }
+        }
+        return set
     }
 }

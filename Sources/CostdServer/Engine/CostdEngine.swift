@@ -153,7 +153,8 @@ public final class CostdEngine: Sendable {
         let cacheCounts = cache.counters.peek().total
         var line = "today \(store.knownSpend(.day, period: day))"
         if let daily = rules.budget.daily { line += " of \(daily)" }
-        line += ", cache hit rate \(String(format: "%.1f%%", cacheCounts.hitRate * 100)), \(cache.l1.statistics.entries) cached"
+        let permille = Int((cacheCounts.hitRate * 1000).rounded())
+        line += ", cache hit rate \(permille / 10).\(permille % 10)%, \(cache.l1.statistics.entries) cached"
         let status = store.status
         if status.kind == .redis { line += ", redis \(status.state), backlog \(status.backlog)" }
         return line

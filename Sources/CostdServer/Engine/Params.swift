@@ -42,7 +42,7 @@ struct Params {
     /// characters, so it can be part of a key or a field name anywhere.
     func name(_ key: String) throws(RPCError) -> String? {
         guard let name = try string(key, maxLength: 256) else { return nil }
-        guard !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+        guard !name.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
             throw .invalidParams("'\(key)' must not contain control characters")
         }
         return name

@@ -42,6 +42,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var failure: SystemError?
     private var stopping = false
     private var stopped = false
+    /// Whether the writer thread sleeps on `condition`: appends only signal then.
+    private var writerWaiting = false
     private(set) var bytesInCurrentLog: Int64
 
     // Owned by the writer thread once started.
@@ -72,7 +74,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         GroupCommitWriter.encode(payload, into: &pendingBytes)
         pendingLastSequence = sequence
         bytesInCurrentLog += Int64(payload.count + GroupCommitWriter.headerLength)
-        condition.signal()
+        if writerWaiting { condition.signal() }
         return sequence
     }
 
@@ -124,7 +126,11 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func run() {
         while true {
             condition.lock()
-            while queue.isEmpty && pendingBytes.isEmpty && !stopping { condition.wait() }
+            while queue.isEmpty && pendingBytes.isEmpty && !stopping {
+                writerWaiting = true
+                condition.wait()
+                writerWaiting = false
+            }
             takePendingBytes()
             let items = queue
             queue = []
@@ -197,7 +203,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
         let failure = self.failure
         condition.unlock()
-        for promise in done { promise.succeed(()) }
+        PromiseBatch.succeed(done.map { ($0, ()) })
         if let failure { for promise in failed { promise.fail(failure) } }
     }
 }

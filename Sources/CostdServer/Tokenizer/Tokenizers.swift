@@ -4,11 +4,13 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// The tokenizer vocabularies (`<data dir>/tokenizers/<encoding>.tiktoken`), loaded on a
-/// thread of their own right after start, so that start-up stays fast and no event loop parses
-/// 4 MB of vocabulary. Calls that need an encoding before it is loaded wait for it.
+/// The tokenizer vocabularies (`<data dir>/tokenizers/<encoding>.tiktoken`), each loaded on a
+/// thread of its own the first time it is needed: start-up stays fast, an idle daemon does not
+/// hold the ~10 MB tables of an encoding nobody uses, and no event loop ever parses a vocabulary.
+/// Calls that need an encoding while it loads wait for it.
 public final class Tokenizers: Sendable {
     private enum State: Sendable {
+        case unloaded
         case loading([EventLoopPromise<BPEEncoding>])
         case loaded(BPEEncoding)
         case failed(String)
@@ -25,16 +27,14 @@ public final class Tokenizers: Sendable {
         self.directory = dataDirectory.map { $0 + "/" + Tokenizers.directoryName }
         self.logger = logger
         var states: [String: State] = [:]
-        for spec in EncodingSpec.all { states[spec.name] = .loading([]) }
+        for spec in EncodingSpec.all { states[spec.name] = .unloaded }
         self.states = Mutex(states)
     }
 
-    /// Loads every encoding in the background.
-    public func startLoading() {
-        let thread = Thread { [self] in
-            for spec in EncodingSpec.all { load(spec) }
-        }
-        thread.name = "costd-tokenizers"
+    /// Starts loading `name` in the background unless it is loading or loaded.
+    private func loadInBackground(_ spec: EncodingSpec) {
+        let thread = Thread { [self] in load(spec) }
+        thread.name = "costd-tokenizer"
         thread.start()
     }
 
@@ -66,21 +66,38 @@ public final class Tokenizers: Sendable {
         case .failed(let reason):
             logger.warning("Tokenizer unavailable; token counts are estimated", metadata: ["encoding": "\(spec.name)", "reason": "\(reason)"])
             for promise in waiting { promise.fail(TokenizerUnavailable(encoding: spec.name, reason: reason)) }
-        case .loading:
+        case .loading, .unloaded:
             break
         }
     }
 
-    /// The encoding if it is loaded now (for best-effort exact counts on a hot path).
+    /// The encoding if it is loaded now (for best-effort exact counts on a hot path); asking
+    /// starts loading it for the next time.
     public func loaded(_ name: String) -> BPEEncoding? {
-        if case .loaded(let encoding)? = states.withLock({ $0[name] }) { return encoding }
+        let (state, start) = states.withLock { states -> (State?, Bool) in
+            let state = states[name]
+            if case .unloaded? = state {
+                states[name] = .loading([])
+                return (state, true)
+            }
+            return (state, false)
+        }
+        if start, let spec = EncodingSpec.named(name) { loadInBackground(spec) }
+        if case .loaded(let encoding)? = state { return encoding }
         return nil
     }
 
     /// The encoding, once it is loaded.
     public func encoding(_ name: String, on eventLoop: any EventLoop) -> EventLoopFuture<BPEEncoding> {
-        states.withLock { states -> EventLoopFuture<BPEEncoding> in
+        var start = false
+        let future = states.withLock { states -> EventLoopFuture<BPEEncoding> in
+            if case .unloaded? = states[name] {
+                states[name] = .loading([])
+                start = true
+            }
             switch states[name] {
+            case .unloaded?:
+                fatalError("unreachable: marked loading above")
             case .loaded(let encoding)?:
                 return eventLoop.makeSucceededFuture(encoding)
             case .failed(let reason)?:
@@ -94,6 +111,8 @@ public final class Tokenizers: Sendable {
                 return eventLoop.makeFailedFuture(TokenizerUnavailable(encoding: name, reason: "unknown encoding"))
             }
         }
+        if start, let spec = EncodingSpec.named(name) { loadInBackground(spec) }
+        return future
     }
 }
 
