@@ -58,6 +58,8 @@ struct Run: ParsableCommand {
     @Option(help: "The redis-server binary.") var redisServer: String = "/usr/bin/redis-server"
     @Option(name: .customLong("costd-threads"), help: "Event-loop threads of the costd under test (default: its own default, one per core).")
     var costdThreads: Int?
+    @Option(name: .customLong("redis-pool"), help: "redis.pool_size of the costd on Redis (default: its own default).")
+    var redisPool: Int?
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
@@ -85,9 +87,15 @@ struct Run: ParsableCommand {
         let threadArguments = costdThreads.map { ["--threads", "\($0)"] } ?? []
         let embedded = try start("costd", costdBinary, ["--socket", "\(directory)/costd.sock", "--state-dir", "\(directory)/state", "--log-level", "warning"] + threadArguments, socket: "\(directory)/costd.sock")
         let idleRSS = embedded.residentBytes
+        var poolArguments: [String] = []
+        if let redisPool {
+            let config = "\(directory)/costd-l2.toml"
+            FileManager.default.createFile(atPath: config, contents: Data("[redis]\nurl = \"unix://\(directory)/redis.sock\"\npool_size = \(redisPool)\n".utf8))
+            poolArguments = ["--config", config]
+        }
         let shared = try start(
             "costd-l2", costdBinary,
-            ["--socket", "\(directory)/costd-l2.sock", "--state-dir", "\(directory)/state-l2", "--redis", "unix://\(directory)/redis.sock", "--cache-bytes", "0", "--log-level", "warning"] + threadArguments,
+            ["--socket", "\(directory)/costd-l2.sock", "--state-dir", "\(directory)/state-l2", "--redis", "unix://\(directory)/redis.sock", "--cache-bytes", "0", "--log-level", "warning"] + threadArguments + poolArguments,
             socket: "\(directory)/costd-l2.sock"
         )
         let echo = try start("echo-poll", benchPath.path, ["echo-server", "--kind", "poll", "--socket", "\(directory)/echo.sock"], socket: "\(directory)/echo.sock")

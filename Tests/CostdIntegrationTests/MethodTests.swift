@@ -1,3 +1,4 @@
+import Foundation
 import CostdClient
 import CostdCore
 import Testing
@@ -183,6 +184,45 @@ import Testing
             #expect(week["dailyUsd"]?.money == Money(usd: "0.00250125"))
             #expect(week["monthlyUsd"]?.money == Money(usd: "0.01750875"))
             #expect(rpcErrorCode { try daemon.call("estimate", ["model": "nope", "dailyRequests": 1, "avgInputTokens": 1, "avgOutputTokens": 1]) } == -32001)
+        }
+    }
+}
+
+/// The L1 cache of the embedded default: entries expire at their TTL, and the byte bound holds.
+@Suite(.timeLimit(.minutes(2))) struct EmbeddedCacheTests {
+    @Test func entriesExpireAtTheirTTL() throws {
+        try withDaemon { (daemon: TestDaemon) throws in
+            let connection = try daemon.connect()
+            let stored = try connection.call("cacheSet", ["model": "m", "prompt": "short", "value": 1, "ttl": .number(JSONNumber(validatedLiteral: "0.3"))])
+            #expect(stored["ttl"]?.numberValue?.double == 0.3)
+            _ = try connection.call("cacheSet", ["model": "m", "prompt": "long", "value": 2])
+            #expect(try connection.call("cacheGet", ["model": "m", "prompt": "short"])["hit"] == true)
+            usleep(400_000)
+            #expect(try connection.call("cacheGet", ["model": "m", "prompt": "short"])["hit"] == false)
+            #expect(try connection.call("cacheGet", ["model": "m", "prompt": "long"])["hit"] == true)
+            #expect(rpcErrorCode { try connection.call("cacheSet", ["model": "m", "prompt": "p", "value": 1, "ttl": 0]) } == -32602)
+            #expect(rpcErrorCode { try connection.call("cacheSet", ["model": "m", "prompt": "p", "value": 1, "ttl": 999_999_999]) } == -32602)
+        }
+    }
+
+    @Test func theByteBoundHoldsAndHotEntriesStay() throws {
+        try withDaemon(["--cache-bytes", "200000"]) { (daemon: TestDaemon) throws in
+            let connection = try daemon.connect()
+            let value = JSONValue.string(String(repeating: "v", count: 1_000))
+            _ = try connection.call("cacheSet", ["model": "m", "prompt": "hot", "value": value])
+            for index in 0..<1_000 {
+                _ = try connection.call("cacheSet", ["model": "m", "prompt": .int(index), "value": value])
+                if index % 10 == 0 { _ = try connection.call("cacheGet", ["model": "m", "prompt": "hot"]) }
+            }
+            let l1 = try #require(try connection.call("report")["cache"]?["l1"])
+            #expect(try #require(l1["bytes"]?.int) <= 200_000)
+            #expect(try #require(l1["evictions"]?.int) > 0)
+            #expect(try #require(l1["entries"]?.int) < 200)
+            #expect(try connection.call("cacheGet", ["model": "m", "prompt": "hot"])["hit"] == true, "a hot entry survives eviction")
+            #expect(try connection.call("cacheGet", ["model": "m", "prompt": 0])["hit"] == false, "an old cold one does not")
+            #expect(try connection.call("cacheGet", ["model": "m", "prompt": 999])["hit"] == true)
+            let tooBig = try connection.call("cacheSet", ["model": "m", "prompt": "huge", "value": .string(String(repeating: "x", count: 300_000))])
+            #expect(tooBig["stored"] == false)
         }
     }
 }

@@ -104,6 +104,7 @@ final class TestDaemon: @unchecked Sendable {
         while process.isRunning && Date() < deadline { usleep(5_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
+        if log.contains("ERROR: LeakSanitizer") { Issue.record("costd leaked memory:\n\(log)") }
         return process.terminationStatus
     }
 
@@ -130,6 +131,10 @@ final class TestDaemon: @unchecked Sendable {
 
     func cleanUp() {
         killHard()
+        // Under scripts/sanitize the daemon is built with AddressSanitizer: any report fails the test.
+        for marker in ["ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"] where log.contains(marker) {
+            Issue.record("costd reported a sanitizer error:\n\(log)")
+        }
         try? FileManager.default.removeItem(atPath: directory)
     }
 }
