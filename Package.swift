@@ -147,6 +147,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "CostdServerTests",
+            dependencies: ["CostdServer"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "CostdIntegrationTests",
             dependencies: ["CostdCore", "CostdClient"],
             swiftSettings: strictSettings

@@ -130,7 +130,7 @@ extension BudgetSettings {
     public func alertsDue(
         scope: BudgetScope, period: String, spent: Money, alreadyFired: (AlertLevel) -> Bool
     ) -> [BudgetAlert] {
-        guard let budget = budget(for: scope), spent > .zero else { return [] }
+        guard let budget = budget(for: scope), spent >= threshold(.warning, of: budget), spent > .zero else { return [] }
         return AlertLevel.allCases.compactMap { level in
             guard spent >= threshold(level, of: budget), !alreadyFired(level) else { return nil }
             return BudgetAlert(scope: scope, level: level, period: period, spent: spent, budget: budget)

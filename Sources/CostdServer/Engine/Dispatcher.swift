@@ -11,6 +11,41 @@ enum MethodReply {
     case later(EventLoopFuture<[UInt8]>)
 }
 
+/// An answer that is not ready yet. For a single call the future holds the bare method result
+/// and the envelope is written around it when it completes (one future per deferred call, not a
+/// chain of them); for a batch it holds the whole frame body.
+struct DeferredAnswer {
+    enum Kind {
+        /// A call's result; `id` nil for a notification, which gets no answer.
+        case call(id: JSONValue?)
+        /// The complete answer (a batch), empty when nothing is to be sent.
+        case frame
+    }
+
+    let result: EventLoopFuture<[UInt8]>
+    let kind: Kind
+
+    /// The frame body to send for `outcome`, empty when nothing is to be sent.
+    func body(for outcome: Result<[UInt8], any Error>, logger: Logger) -> [UInt8] {
+        switch (kind, outcome) {
+        case (.frame, .success(let bytes)): return bytes
+        case (.frame, .failure(let error)):
+            var writer = JSONWriter()
+            writer.writeErrorResponse(id: .null, error: CostdEngine.rpcError(error, logger: logger))
+            return writer.bytes
+        case (.call(nil), _): return []
+        case (.call(let id?), .success(let bytes)):
+            var writer = JSONWriter(reservingCapacity: bytes.count + 48)
+            writer.writeResultResponse(id: id, result: bytes)
+            return writer.bytes
+        case (.call(let id?), .failure(let error)):
+            var writer = JSONWriter()
+            writer.writeErrorResponse(id: id, error: CostdEngine.rpcError(error, logger: logger))
+            return writer.bytes
+        }
+    }
+}
+
 extension CostdEngine {
     /// The one table of methods.
     func perform(
@@ -36,11 +71,10 @@ extension CostdEngine {
         return .written
     }
 
-    /// Answers one call. Immediate answers are appended to `writer`; a deferred one comes back
-    /// as a future of its complete response (empty for a notification).
+    /// Answers one call. Immediate answers are appended to `writer`; a deferred one comes back.
     func handle(
         _ call: RPCCall, caller: CallerIdentity?, on eventLoop: any EventLoop, into writer: inout JSONWriter
-    ) -> EventLoopFuture<[UInt8]>? {
+    ) -> DeferredAnswer? {
         switch call {
         case .invalid(let id, let error):
             writer.writeErrorResponse(id: id ?? .null, error: error)
@@ -63,7 +97,7 @@ extension CostdEngine {
                             self.measure(request.method, succeeded: (try? outcome.get()) != nil, since: startedAt)
                         }
                     }
-                    return CostdEngine.response(id: request.id, to: result, logger: logger)
+                    return DeferredAnswer(result: result, kind: .call(id: request.id))
                 }
             } catch {
                 writer.truncate(to: start)
@@ -80,10 +114,10 @@ extension CostdEngine {
     }
 
     /// Answers a whole frame: one call or a batch. Returns nil when everything was written to
-    /// `writer`, or a future of the frame body when part of it is deferred.
+    /// `writer`, or the deferred answer.
     func handle(
         _ message: RPCMessage, caller: CallerIdentity?, on eventLoop: any EventLoop, into writer: inout JSONWriter
-    ) -> EventLoopFuture<[UInt8]>? {
+    ) -> DeferredAnswer? {
         switch message {
         case .unreadable(let error):
             writer.writeErrorResponse(id: .null, error: error)
@@ -95,15 +129,18 @@ extension CostdEngine {
             // Each answer is gathered on its own, then joined into one array. Notifications
             // leave no element; a batch of notifications only gets no answer at all.
             var parts: [EventLoopFuture<[UInt8]>] = []
+            let logger = self.logger
             for call in calls {
                 var element = JSONWriter()
                 if let deferred = handle(call, caller: caller, on: eventLoop, into: &element) {
-                    parts.append(deferred)
+                    parts.append(deferred.result.map { deferred.body(for: .success($0), logger: logger) }.recover {
+                        deferred.body(for: .failure($0), logger: logger)
+                    })
                 } else {
                     parts.append(eventLoop.makeSucceededFuture(element.bytes))
                 }
             }
-            return EventLoopFuture.whenAllSucceed(parts, on: eventLoop).map { elements in
+            let joined = EventLoopFuture.whenAllSucceed(parts, on: eventLoop).map { elements -> [UInt8] in
                 let answered = elements.filter { !$0.isEmpty }
                 guard !answered.isEmpty else { return [] }
                 var joined = JSONWriter(reservingCapacity: answered.reduce(2) { $0 + $1.count + 1 })
@@ -115,42 +152,33 @@ extension CostdEngine {
                 joined.endArray()
                 return joined.bytes
             }
+            return DeferredAnswer(result: joined, kind: .frame)
         }
     }
 
-    private static func response(id: JSONValue?, to result: EventLoopFuture<[UInt8]>, logger: Logger) -> EventLoopFuture<[UInt8]> {
-        result.map { bytes in
-            guard let id else { return [] }
-            var writer = JSONWriter(reservingCapacity: bytes.count + 48)
-            writer.writeResultResponse(id: id, result: bytes)
-            return writer.bytes
-        }.recover { error in
-            guard let id else { return [] }
-            let rpcError: RPCError
-            switch error {
-            case let error as RPCError: rpcError = error
-            case let error as BudgetExceeded:
-                rpcError = RPCError(
-                    code: RPCError.budgetExceededCode,
-                    message: "budget exceeded: the \(error.scope.rawValue) budget of $\(error.budget.decimalString) has $\((error.budget - error.spent - error.reserved).decimalString) left, $\(error.requested.decimalString) was asked for",
-                    data: [
-                        "scope": .string(error.scope.rawValue), "period": .string(error.period),
-                        "spentUsd": .number(JSONNumber(validatedLiteral: error.spent.decimalString)),
-                        "reservedUsd": .number(JSONNumber(validatedLiteral: error.reserved.decimalString)),
-                        "budgetUsd": .number(JSONNumber(validatedLiteral: error.budget.decimalString)),
-                        "requestedUsd": .number(JSONNumber(validatedLiteral: error.requested.decimalString)),
-                    ]
-                )
-            case let error as RedisError:
-                rpcError = .backendUnavailable("\(error)")
-            case let error as SystemError:
-                logger.critical("Ledger write failed; spend can no longer be recorded", metadata: ["error": "\(error)"])
-                rpcError = .backendUnavailable("the ledger could not write to disk: \(error)")
-            default: rpcError = .internalError("\(error)")
-            }
-            var writer = JSONWriter()
-            writer.writeErrorResponse(id: id, error: rpcError)
-            return writer.bytes
+    /// The JSON-RPC error for whatever a deferred method failed with.
+    static func rpcError(_ error: any Error, logger: Logger) -> RPCError {
+        switch error {
+        case let error as RPCError: return error
+        case let error as BudgetExceeded:
+            return RPCError(
+                code: RPCError.budgetExceededCode,
+                message: "budget exceeded: the \(error.scope.rawValue) budget of $\(error.budget.decimalString) has $\((error.budget - error.spent - error.reserved).decimalString) left, $\(error.requested.decimalString) was asked for",
+                data: [
+                    "scope": .string(error.scope.rawValue), "period": .string(error.period),
+                    "spentUsd": .number(JSONNumber(validatedLiteral: error.spent.decimalString)),
+                    "reservedUsd": .number(JSONNumber(validatedLiteral: error.reserved.decimalString)),
+                    "budgetUsd": .number(JSONNumber(validatedLiteral: error.budget.decimalString)),
+                    "requestedUsd": .number(JSONNumber(validatedLiteral: error.requested.decimalString)),
+                ]
+            )
+        case let error as RedisError:
+            return .backendUnavailable("\(error)")
+        case let error as SystemError:
+            logger.critical("Ledger write failed; spend can no longer be recorded", metadata: ["error": "\(error)"])
+            return .backendUnavailable("the ledger could not write to disk: \(error)")
+        default:
+            return .internalError("\(error)")
         }
     }
 }

@@ -159,10 +159,12 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
         guard let deferred else { return }
         inFlight += 1
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        deferred.whenComplete { result in
+        let logger = self.logger
+        deferred.result.whenComplete { outcome in
             let (handler, context) = loopBound.value
             handler.inFlight -= 1
-            if case .success(let body) = result, !body.isEmpty, !handler.closing {
+            let body = deferred.body(for: outcome, logger: logger)
+            if !body.isEmpty, !handler.closing {
                 var frame = context.channel.allocator.buffer(capacity: body.count + FrameDecoder.headerLength)
                 frame.writeFrame(body)
                 context.writeAndFlush(handler.wrapOutboundOut(frame), promise: nil)
