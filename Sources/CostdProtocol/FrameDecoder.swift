@@ -48,7 +48,7 @@ public enum FrameDecoderError: Error, Equatable, Sendable {
 
 extension ByteBuffer {
     /// Writes `body` as one frame: its length, then its bytes.
-    public mutating func writeFrame(_ body: some Collection<UInt8>) {
+    public mutating func writeFrame(_ body: [UInt8]) {
         writeInteger(UInt32(body.count), endianness: .big)
         writeBytes(body)
     }

@@ -44,6 +44,15 @@ struct Micro: ParsableCommand {
         measure("key derivation (canonical JSON + SHA-256)") { sink in
             sink &+= Int(truncatingIfNeeded: CacheKey(model: "gpt-4o-mini", namespace: "", prompt: prompt).words.0 & 1)
         }
+        let sixtyFour = [UInt8](repeating: 7, count: 64)
+        measure("  of which SHA-256 of 64 bytes") { sink in
+            sink &+= Int(CacheKey.digestWord(sixtyFour) & 1)
+        }
+        measure("  of which canonical writing of the prompt") { sink in
+            var writer = JSONWriter(reservingCapacity: 96)
+            writer.canonical(prompt)
+            sink &+= writer.bytes.count
+        }
         measure("L1 lookup (hit)") { sink in
             sink &+= cache.get(key, now: 1)?.value.count ?? 0
         }

@@ -39,6 +39,11 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
         self.init(hashing: bytes)
     }
 
+    /// The first word of the SHA-256 of `bytes` (for benchmarks of the hash alone).
+    public static func digestWord(_ bytes: [UInt8]) -> UInt64 {
+        CacheKey(hashing: bytes).words.0
+    }
+
     private init(hashing bytes: [UInt8]) {
         let digest = SHA256.hash(data: bytes)
         self.words = digest.withUnsafeBytes { raw in

@@ -16,7 +16,17 @@ public struct JSONWriter: Sendable {
     }
 
     /// Appends bytes that are already valid JSON (a stored value, a pre-encoded fragment).
-    public mutating func rawJSON(_ fragment: some Sequence<UInt8>) {
+    /// Concrete overloads, not one generic: a generic called from another module would run
+    /// unspecialised, a byte at a time, on the hot path.
+    public mutating func rawJSON(_ fragment: [UInt8]) {
+        bytes.append(contentsOf: fragment)
+    }
+
+    public mutating func rawJSON(_ fragment: ArraySlice<UInt8>) {
+        bytes.append(contentsOf: fragment)
+    }
+
+    public mutating func rawJSON(_ fragment: String.UTF8View) {
         bytes.append(contentsOf: fragment)
     }
 
