@@ -76,6 +76,7 @@ let package = Package(
                 "CostdCore",
                 "CostdProtocol",
                 "CostdRedis",
+                "CostdPOSIX",
                 "CSystemd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -88,10 +89,15 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Unix-socket addresses, shared by the server, the client, the benchmark and the tests.
+        .target(
+            name: "CostdPOSIX",
+            swiftSettings: strictSettings
+        ),
         // A small blocking client over the Unix socket, shared by costctl, the bench and tests.
         .target(
             name: "CostdClient",
-            dependencies: ["CostdCore"],
+            dependencies: ["CostdCore", "CostdPOSIX"],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -124,6 +130,7 @@ let package = Package(
                 "CostdCore",
                 "CostdProtocol",
                 "CostdClient",
+                "CostdPOSIX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -153,7 +160,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CostdIntegrationTests",
-            dependencies: ["CostdCore", "CostdClient"],
+            dependencies: ["CostdCore", "CostdClient", "CostdPOSIX"],
             swiftSettings: strictSettings
         ),
     ]

@@ -1,4 +1,5 @@
 import CostdCore
+import CostdPOSIX
 
 #if canImport(Glibc)
 import Glibc
@@ -39,28 +40,10 @@ public final class CostdConnection: @unchecked Sendable {
     /// Connects to the socket at `path`; `timeoutSeconds` bounds every read and write.
     public init(path: String, timeoutSeconds: Double? = 30) throws(ClientError) {
         self.path = path
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .unreachable(path: path, reason: String(cString: strerror(errno))) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(path.utf8)
-        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            Glibc.close(fd)
-            throw .unreachable(path: path, reason: "path too long")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: pathBytes)
-            raw[pathBytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard result == 0 else {
-            let reason = String(cString: strerror(errno))
-            Glibc.close(fd)
-            throw .unreachable(path: path, reason: reason)
+        do {
+            fd = try UnixSocket.connect(path)
+        } catch {
+            throw .unreachable(path: path, reason: String(cString: strerror(error.errno)))
         }
         if let timeoutSeconds {
             var timeout = timeval(tv_sec: Int(timeoutSeconds), tv_usec: Int((timeoutSeconds - timeoutSeconds.rounded(.down)) * 1_000_000))

@@ -1,3 +1,4 @@
+import CostdPOSIX
 import Foundation
 import NIOCore
 import NIOPosix
@@ -40,18 +41,8 @@ enum EchoServers {
     /// non-blocking sockets, an event loop).
     static func runPoll(path: String) throws -> Never {
         unlink(path)
-        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, listen(listener, 1024) == 0 else { throw BenchError("echo: cannot listen on \(path)") }
+        let listener = try UnixSocket.bind(path)
+        guard listen(listener, 1024) == 0 else { throw BenchError("echo: cannot listen on \(path)") }
         _ = fcntl(listener, F_SETFL, O_NONBLOCK)
         var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
         var buffer = [UInt8](repeating: 0, count: 256 << 10)

@@ -1,4 +1,5 @@
 import CHiredis
+import CostdPOSIX
 import Foundation
 import Histogram
 
@@ -206,22 +207,7 @@ enum LoadGenerator {
     }
 
     static func connect(_ path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard result == 0 else {
-            close(fd)
-            throw BenchError("connect \(path): \(String(cString: strerror(errno)))")
-        }
-        return fd
+        try UnixSocket.connect(path)
     }
 
     private final class ResultBox: @unchecked Sendable {

@@ -152,6 +152,29 @@ import Glibc
         #expect(report["totalCostUsd"]?.money == Money(usd: "0.0025"))
     }
 
+    @Test func rememberedRecordIdsAreBoundedOldestForgottenFirst() throws {
+        let daemon = TestDaemon()
+        defer { daemon.cleanUp() }
+        // Room for three ids; a small compaction threshold so snapshots carry them too.
+        let config = daemon.writeFile("costd.toml", "[ledger]\nrecord_id_capacity = 3\ncompact_after_bytes = 400\n")
+        try daemon.start(extraArguments: ["--config", config])
+        func record(_ id: String) throws -> Bool {
+            let answer = try daemon.call("record", ["model": "gpt-4o-mini", "inputTokens": 1_000, "outputTokens": 0, "recordId": .string(id)])
+            return answer["duplicate"] == true
+        }
+        for id in ["r1", "r2", "r3", "r4", "r5"] { #expect(try record(id) == false) }
+        #expect(try record("r5") == true)
+        #expect(try record("r1") == false, "the oldest id was forgotten and counts again")
+        daemon.killHard()
+        try daemon.start(extraArguments: ["--config", config])
+        // Recovery remembers the same three: r4, r5 and the second r1.
+        #expect(try record("r4") == true)
+        #expect(try record("r1") == true)
+        #expect(try record("r3") == false)
+        #expect(try daemon.call("report")["requests"]?.int == 7)
+        #expect(daemon.log.contains("forgotten early"))
+    }
+
     @Test func theLedgerCompactsAndStillRecoversEverything() throws {
         let daemon = TestDaemon()
         defer { daemon.cleanUp() }

@@ -1,5 +1,6 @@
 import CostdClient
 import CostdCore
+import CostdPOSIX
 import Foundation
 import Testing
 
@@ -14,21 +15,13 @@ final class NotifyListener: @unchecked Sendable {
     private let lock = NSLock()
     private var received: [(time: Date, message: String)] = []
     private var running = true
+    /// Signalled by the reader thread once it has closed the socket; only that thread touches the
+    /// descriptor, so a closed number reused elsewhere in the test process is never read from.
+    private let finished = DispatchSemaphore(value: 0)
 
     init(directory: String) throws {
         path = directory + "/notify.sock"
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0 else { throw TestDaemonError.notReady(log: "cannot bind \(path)") }
+        fd = try UnixSocket.bind(path, type: Int32(SOCK_DGRAM.rawValue))
         var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         Thread { [self] in
@@ -42,6 +35,8 @@ final class NotifyListener: @unchecked Sendable {
                     lock.unlock()
                 }
             }
+            close(fd)
+            finished.signal()
         }.start()
     }
 
@@ -59,10 +54,10 @@ final class NotifyListener: @unchecked Sendable {
 
     func stop() {
         lock.lock()
+        let wasRunning = running
         running = false
         lock.unlock()
-        usleep(200_000)
-        close(fd)
+        if wasRunning { finished.wait() }
     }
 }
 
@@ -72,13 +67,7 @@ func run(_ executable: String, _ arguments: [String], environment: [String: Stri
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    return try process.runCapturingOutput()
 }
 
 /// The systemd integration, without booting systemd: a notify socket, systemd-socket-activate,

@@ -86,13 +86,7 @@ final class TestDaemon: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TestDaemon.binary)
         process.arguments = ["--socket", socketPath, "--state-dir", stateDirectory] + arguments + extraArguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        return try process.runCapturingOutput()
     }
 
     /// SIGTERM, then waits; returns the exit status.

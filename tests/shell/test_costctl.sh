@@ -33,7 +33,8 @@ TMP=$(mktemp -d /tmp/costctl-test.XXXXXX)
 SOCK=$TMP/costd.sock
 STATE=$TMP/state
 DAEMON_PID=
-STARTED=$(date +%s.%N)
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 DAILY_BUDGET=1
 
 # Every costctl run starts from a clean environment for the socket: no inherited $COSTD_SOCKET,
@@ -47,39 +48,10 @@ start_daemon() {
     "$COSTD_BIN" --socket "$SOCK" --state-dir "$STATE" --daily-budget "$DAILY_BUDGET" \
         --monthly-budget 100 "$@" >>"$TMP/daemon.log" 2>&1 &
     DAEMON_PID=$!
-    local i
-    for i in $(seq 1 500); do
-        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-            echo "costd exited at start:" >&2
-            cat "$TMP/daemon.log" >&2
-            DAEMON_PID=
-            return 1
-        fi
-        if [ -S "$SOCK" ] && ctl ping --socket "$SOCK" --timeout 2 >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.01
-    done
-    echo "costd did not answer within 5 s" >&2
-    return 1
+    wait_for_daemon ctl ping --socket "$SOCK" --timeout 2
 }
 
 # stop_daemon: SIGTERM, then SIGKILL after 5 s; sets DAEMON_RC to costd's exit status.
-stop_daemon() {
-    DAEMON_RC=
-    if [ -n "$DAEMON_PID" ]; then
-        kill -TERM "$DAEMON_PID" 2>/dev/null
-        local i
-        for i in $(seq 1 500); do
-            kill -0 "$DAEMON_PID" 2>/dev/null || break
-            sleep 0.01
-        done
-        kill -KILL "$DAEMON_PID" 2>/dev/null
-        wait "$DAEMON_PID" 2>/dev/null
-        DAEMON_RC=$?
-        DAEMON_PID=
-    fi
-}
 
 finish() {
     stop_daemon
@@ -88,55 +60,14 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-PASSED=0
-FAILED=0
-SKIPPED=0
-FAILURES=()
 
-pass() {
-    PASSED=$((PASSED + 1))
-    printf '  ok    %s\n' "$1"
-}
 
-fail() {
-    FAILED=$((FAILED + 1))
-    FAILURES+=("$1")
-    printf '  FAIL  %s\n' "$1"
-    [ $# -ge 2 ] && printf '        %s\n' "${2:0:600}"
-}
 
-skip() {
-    SKIPPED=$((SKIPPED + 1))
-    printf '  skip  %s\n' "$1"
-}
 
 # run CMD...: sets OUT (stdout), ERR (stderr) and RC.
-run() {
-    OUT=$("$@" 2>"$TMP/stderr")
-    RC=$?
-    ERR=$(cat "$TMP/stderr")
-}
 
 # check NAME EXPECTED_RC NEEDLE...: the last `run` exited with EXPECTED_RC and its stdout
 # holds every NEEDLE (a literal substring).
-check() {
-    local name=$1 want=$2 needle
-    shift 2
-    if [ "$RC" != "$want" ]; then
-        fail "$name" "exit $RC, expected $want; stdout: $OUT; stderr: $ERR"
-        return
-    fi
-    for needle in "$@"; do
-        case $OUT in
-        *"$needle"*) ;;
-        *)
-            fail "$name" "missing '$needle' in: $OUT"
-            return
-            ;;
-        esac
-    done
-    pass "$name"
-}
 
 # check_err NAME EXPECTED_RC NEEDLE...: like check, on stderr; stdout must be empty.
 check_err() {
@@ -169,9 +100,6 @@ one_line() {
     if [ -n "$2" ] && [ "$lines" -eq 1 ]; then pass "$1"; else fail "$1" "expected one line, got $lines: $2"; fi
 }
 
-equal() {
-    if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got [$2], expected [$3]"; fi
-}
 
 # json_valid NAME: the last stdout is valid JSON (python3 -m json.tool, and jq when installed).
 json_valid() {
@@ -374,12 +302,4 @@ equal "costd exits 0 on SIGTERM" "$DAEMON_RC" 0
 run ctl ping --socket "$SOCK"
 check_err "stopped daemon: exit 3" 3
 
-ELAPSED=$(awk -v a="$STARTED" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-echo
-if [ "$FAILED" -ne 0 ]; then
-    echo "failed checks:"
-    printf '  %s\n' "${FAILURES[@]}"
-fi
-echo "took ${ELAPSED} s"
-echo "costctl: $PASSED passed, $FAILED failed, $SKIPPED skipped"
-[ "$FAILED" -eq 0 ]
+summary costctl

@@ -30,42 +30,17 @@ TMP=$(mktemp -d /tmp/costd-sh-test.XXXXXX)
 SOCK=$TMP/costd.sock
 STATE=$TMP/state
 DAEMON_PID=
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 HELPER_PIDS=()
-STARTED=$(date +%s.%N)
 
 start_daemon() {
     "$COSTD_BIN" --socket "$SOCK" --state-dir "$STATE" --daily-budget 50 --monthly-budget 1000 \
         "$@" >>"$TMP/daemon.log" 2>&1 &
     DAEMON_PID=$!
-    local i
-    for i in $(seq 1 500); do
-        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-            echo "costd exited at start:" >&2
-            cat "$TMP/daemon.log" >&2
-            return 1
-        fi
-        if [ -S "$SOCK" ] && COSTD_TIMEOUT=2 costd_ping >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.01
-    done
-    echo "costd did not answer within 5 s" >&2
-    return 1
+    COSTD_TIMEOUT=2 wait_for_daemon costd_ping
 }
 
-stop_daemon() {
-    if [ -n "$DAEMON_PID" ]; then
-        kill -TERM "$DAEMON_PID" 2>/dev/null
-        local i
-        for i in $(seq 1 500); do
-            kill -0 "$DAEMON_PID" 2>/dev/null || break
-            sleep 0.01
-        done
-        kill -KILL "$DAEMON_PID" 2>/dev/null
-        wait "$DAEMON_PID" 2>/dev/null
-        DAEMON_PID=
-    fi
-}
 
 finish() {
     stop_daemon
@@ -83,67 +58,17 @@ trap 'exit 130' INT TERM
 . "$CLIENT"
 export COSTD_SOCKET=$SOCK
 
-PASSED=0
-FAILED=0
-SKIPPED=0
-FAILURES=()
 
-pass() {
-    PASSED=$((PASSED + 1))
-    printf '  ok    %s\n' "$1"
-}
 
-fail() {
-    FAILED=$((FAILED + 1))
-    FAILURES+=("$1")
-    printf '  FAIL  %s\n' "$1"
-    [ $# -ge 2 ] && printf '        %s\n' "${2:0:600}"
-}
 
-skip() {
-    SKIPPED=$((SKIPPED + 1))
-    printf '  skip  %s\n' "$1"
-}
 
 # run CMD...: sets OUT (stdout), ERR (stderr) and RC.
-run() {
-    OUT=$("$@" 2>"$TMP/stderr")
-    RC=$?
-    ERR=$(cat "$TMP/stderr")
-}
 
 # check NAME EXPECTED_RC NEEDLE...: the last `run` exited with EXPECTED_RC and its stdout
 # holds every NEEDLE (a literal substring).
-check() {
-    local name=$1 want=$2 needle
-    shift 2
-    if [ "$RC" != "$want" ]; then
-        fail "$name" "exit $RC, expected $want; stdout: $OUT; stderr: $ERR"
-        return
-    fi
-    for needle in "$@"; do
-        case $OUT in
-        *"$needle"*) ;;
-        *)
-            fail "$name" "missing '$needle' in: $OUT"
-            return
-            ;;
-        esac
-    done
-    pass "$name"
-}
 
 # check_not NAME NEEDLE: the last stdout does NOT hold NEEDLE.
-check_not() {
-    case $OUT in
-    *"$2"*) fail "$1" "unexpected '$2' in: $OUT" ;;
-    *) pass "$1" ;;
-    esac
-}
 
-equal() {
-    if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got [$2], expected [$3]"; fi
-}
 
 echo "costd.sh tests against $COSTD_BIN"
 if ! start_daemon; then
@@ -333,12 +258,4 @@ DAEMON_PID=
 run costd_ping
 check "killed daemon, stale socket: exit 2" 2
 
-ELAPSED=$(awk -v a="$STARTED" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-echo
-if [ "$FAILED" -ne 0 ]; then
-    echo "failed checks:"
-    printf '  %s\n' "${FAILURES[@]}"
-fi
-echo "took ${ELAPSED} s"
-echo "costd.sh: $PASSED passed, $FAILED failed, $SKIPPED skipped"
-[ "$FAILED" -eq 0 ]
+summary costd.sh

@@ -53,6 +53,9 @@ public struct LedgerSettings: Sendable, Equatable {
     public var historyDays = 400
     /// How long a client's `recordId` is remembered, so that a retry counts once (seconds).
     public var recordIdWindowSeconds: Int64 = 86_400
+    /// At most this many record ids are remembered at once (about 150 bytes each); past it the
+    /// oldest are forgotten before their window ends.
+    public var recordIdCapacity = 250_000
 
     public init() {}
 }
@@ -173,7 +176,11 @@ extension Configuration {
             ledger.compactAfterBytes = try section.int64("compact_after_bytes") ?? ledger.compactAfterBytes
             ledger.historyDays = try section.int("history_days") ?? ledger.historyDays
             ledger.recordIdWindowSeconds = try section.int64("record_id_window") ?? ledger.recordIdWindowSeconds
+            ledger.recordIdCapacity = try section.int("record_id_capacity") ?? ledger.recordIdCapacity
             try section.finish()
+            guard ledger.recordIdWindowSeconds > 0, ledger.recordIdCapacity > 0 else {
+                throw ConfigError("ledger.record_id_window and ledger.record_id_capacity must be positive")
+            }
         }
         if var section = try root.section("redis") {
             guard let url = try section.string("url") else { throw ConfigError("redis.url is required in [redis]") }

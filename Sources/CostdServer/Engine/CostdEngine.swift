@@ -40,6 +40,8 @@ public final class CostdEngine: Sendable {
     public let metrics: DaemonMetrics?
     let startedAt = NIODeadline.now()
     private let recordIdCounter = Atomic<UInt64>(0)
+    /// Calls answered since start (for the status line).
+    let callsServed = Atomic<UInt64>(0)
     private let recordIdPrefix: String
 
     /// The embedded default, or Redis when `redis` is given (the ledger then keeps its backlog).
@@ -151,7 +153,7 @@ public final class CostdEngine: Sendable {
         let rules = self.rules
         let day = today()
         let cacheCounts = cache.counters.peek().total
-        var line = "today \(store.knownSpend(.day, period: day))"
+        var line = "\(callsServed.load(ordering: .relaxed)) calls served, today \(store.knownSpend(.day, period: day))"
         if let daily = rules.budget.daily { line += " of \(daily)" }
         let permille = Int((cacheCounts.hitRate * 1000).rounded())
         line += ", cache hit rate \(permille / 10).\(permille % 10)%, \(cache.l1.statistics.entries) cached"

@@ -81,6 +81,7 @@ extension CostdEngine {
             measure("invalid", succeeded: false, since: metrics == nil ? 0 : DispatchTime.now().uptimeNanoseconds)
             return nil
         case .request(let request):
+            callsServed.add(1, ordering: .relaxed)
             let start = writer.bytes.count
             let startedAt = metrics == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             if let id = request.id { writer.beginResultResponse(id: id) }

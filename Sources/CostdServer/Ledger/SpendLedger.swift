@@ -38,8 +38,13 @@ public struct RecordReceipt: Sendable {
 /// the snapshot is loaded, every later log is replayed, and a torn last entry (a crash in the
 /// middle of a write) is cut off.
 public final class SpendLedger: Sendable {
+    /// Only what a duplicate's answer repeats from the first (its cost, day and alerts; budget
+    /// statuses are computed afresh): a busy host remembers hundreds of thousands of these.
     struct RememberedRecord: Sendable {
-        var receipt: RecordReceipt
+        var day: String
+        var cost: Money
+        var cached: Bool
+        var alerts: [BudgetAlert]
         var expiresAtMillis: Int64
         var sequence: UInt64
     }
@@ -50,6 +55,11 @@ public final class SpendLedger: Sendable {
         var recordIds: [String: RememberedRecord] = [:]
         var recordIdExpiry: [(expiresAtMillis: Int64, id: String)] = []
         var recordIdExpiryHead = 0
+        /// At most this many ids are remembered; past it the oldest is forgotten early, so that
+        /// memory stays bounded however fast records come.
+        var recordIdCapacity = LedgerSettings().recordIdCapacity
+        /// Ids forgotten before their window ended, since start.
+        var recordIdsForgottenEarly = 0
         var generation = 1
         var compacting = false
         /// How long a client's record id is remembered.
@@ -89,6 +99,7 @@ public final class SpendLedger: Sendable {
         }
         var state = State()
         state.recordIdWindowMillis = settings.recordIdWindowSeconds * 1000
+        state.recordIdCapacity = settings.recordIdCapacity
         let logPath: String
         let size: Int64
         do {
@@ -127,11 +138,14 @@ public final class SpendLedger: Sendable {
             if let reservation { state.settle(reservation) }
             state.expireRecordIds(nowMillis: nowMillis)
             if rememberId, let remembered = state.recordIds[record.recordId] {
-                var receipt = remembered.receipt
-                receipt.duplicate = true
-                receipt.day = state.status(.day, period: receipt.record.day, budget: budget)
-                receipt.month = state.status(
-                    .month, period: PeriodCalendar.monthKey(ofDay: receipt.record.day), budget: budget
+                var first = record
+                (first.day, first.cost, first.cached) = (remembered.day, remembered.cost, remembered.cached)
+                let receipt = RecordReceipt(
+                    record: first,
+                    day: state.status(.day, period: first.day, budget: budget),
+                    month: state.status(.month, period: PeriodCalendar.monthKey(ofDay: first.day), budget: budget),
+                    alerts: remembered.alerts,
+                    duplicate: true
                 )
                 return (receipt, remembered.sequence, nil)
             }
@@ -154,7 +168,14 @@ public final class SpendLedger: Sendable {
             )
             let sequence = writer.append(LedgerEntry.record(record, alerts: alerts, remember: rememberId))
             if rememberId {
-                state.remember(receipt, sequence: sequence, expiresAtMillis: nowMillis + state.recordIdWindowMillis)
+                let forgotten = state.recordIdsForgottenEarly
+                state.remember(record, alerts: alerts, sequence: sequence, expiresAtMillis: nowMillis + state.recordIdWindowMillis)
+                if forgotten == 0, state.recordIdsForgottenEarly > 0 {
+                    logger.warning(
+                        "More record ids than ledger.record_id_capacity within ledger.record_id_window: the oldest are forgotten early",
+                        metadata: ["capacity": "\(state.recordIdCapacity)"]
+                    )
+                }
             }
             return (receipt, sequence, compactionIfDue(&state, nowMillis: nowMillis))
         }
@@ -482,11 +503,21 @@ extension SpendLedger.State {
         }
     }
 
-    mutating func remember(_ receipt: RecordReceipt, sequence: UInt64, expiresAtMillis: Int64) {
-        recordIds[receipt.record.recordId] = SpendLedger.RememberedRecord(
-            receipt: receipt, expiresAtMillis: expiresAtMillis, sequence: sequence
+    mutating func remember(_ record: SpendRecord, alerts: [BudgetAlert], sequence: UInt64, expiresAtMillis: Int64) {
+        recordIds[record.recordId] = SpendLedger.RememberedRecord(
+            day: record.day, cost: record.cost, cached: record.cached, alerts: alerts,
+            expiresAtMillis: expiresAtMillis, sequence: sequence
         )
-        recordIdExpiry.append((expiresAtMillis, receipt.record.recordId))
+        recordIdExpiry.append((expiresAtMillis, record.recordId))
+        while recordIds.count > recordIdCapacity, recordIdExpiryHead < recordIdExpiry.count {
+            let (expires, id) = recordIdExpiry[recordIdExpiryHead]
+            recordIdExpiryHead += 1
+            if recordIds[id]?.expiresAtMillis == expires {
+                recordIds.removeValue(forKey: id)
+                recordIdsForgottenEarly += 1
+            }
+        }
+        compactRecordIdExpiry()
     }
 
     mutating func expireRecordIds(nowMillis: Int64) {
@@ -497,6 +528,11 @@ extension SpendLedger.State {
             }
             recordIdExpiryHead += 1
         }
+        compactRecordIdExpiry()
+    }
+
+    /// Drops the consumed front of the expiry queue once it is most of the queue.
+    private mutating func compactRecordIdExpiry() {
         if recordIdExpiryHead > 4096, recordIdExpiryHead * 2 > recordIdExpiry.count {
             recordIdExpiry.removeFirst(recordIdExpiryHead)
             recordIdExpiryHead = 0
@@ -533,17 +569,10 @@ extension SpendLedger.State {
         }
     }
 
-    private mutating func rememberReplayed(_ record: SpendRecord, alerts: [BudgetAlert], nowMillis: Int64, window: Int64? = nil) {
-        let expires = record.unixMillis + (window ?? recordIdWindowMillis)
+    private mutating func rememberReplayed(_ record: SpendRecord, alerts: [BudgetAlert], nowMillis: Int64) {
+        let expires = record.unixMillis + recordIdWindowMillis
         guard expires > nowMillis else { return }
-        let receipt = RecordReceipt(
-            record: record,
-            day: BudgetStatus(spent: .zero, budget: nil),
-            month: BudgetStatus(spent: .zero, budget: nil),
-            alerts: alerts,
-            duplicate: false
-        )
-        remember(receipt, sequence: 0, expiresAtMillis: expires)
+        remember(record, alerts: alerts, sequence: 0, expiresAtMillis: expires)
     }
 
     func snapshot(generation: Int, nowMillis: Int64) -> [UInt8] {
@@ -563,13 +592,18 @@ extension SpendLedger.State {
         }
         writer.field("ids") { writer in
             writer.beginArray()
-            for (_, remembered) in recordIds where remembered.expiresAtMillis > nowMillis {
+            for (id, remembered) in recordIds where remembered.expiresAtMillis > nowMillis {
+                // A record with only what is remembered (the format is a record's, as before).
+                let record = SpendRecord(
+                    recordId: id, unixMillis: remembered.expiresAtMillis - recordIdWindowMillis, day: remembered.day,
+                    model: "", cost: remembered.cost, cached: remembered.cached
+                )
                 writer.beginObject()
-                writer.field("r") { remembered.receipt.record.write(to: &$0) }
+                writer.field("r") { record.write(to: &$0) }
                 writer.field("exp", remembered.expiresAtMillis)
                 writer.field("al") { writer in
                     writer.beginArray()
-                    for alert in remembered.receipt.alerts {
+                    for alert in remembered.alerts {
                         alert.writeCompact(to: &writer)
                         writer.comma()
                     }
@@ -595,12 +629,16 @@ extension SpendLedger.State {
             backlog[record.recordId] = record
             backlogOrder.append(record.recordId)
         }
+        var ids: [(record: SpendRecord, expires: Int64, alerts: [BudgetAlert])] = []
         for element in json["ids"]?.arrayValue ?? [] {
             guard let recordJSON = element["r"], let record = SpendRecord(json: recordJSON),
                 let expires = element["exp"]?.numberValue?.int64, expires > nowMillis
             else { continue }
-            let alerts = (element["al"]?.arrayValue ?? []).compactMap(BudgetAlert.init(compact:))
-            rememberReplayed(record, alerts: alerts, nowMillis: nowMillis, window: expires - record.unixMillis)
+            ids.append((record, expires, (element["al"]?.arrayValue ?? []).compactMap(BudgetAlert.init(compact:))))
+        }
+        // Oldest first, as they were remembered: the expiry queue stays in order.
+        for id in ids.sorted(by: { $0.expires < $1.expires }) {
+            remember(id.record, alerts: id.alerts, sequence: 0, expiresAtMillis: id.expires)
         }
     }
 }

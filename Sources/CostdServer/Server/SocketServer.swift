@@ -1,4 +1,5 @@
 import CostdCore
+import CostdPOSIX
 import CostdProtocol
 import Logging
 import NIOCore
@@ -179,29 +180,14 @@ public final class SocketServer: Service, Sendable {
         guard info.st_mode & S_IFMT == S_IFSOCK else {
             throw ConfigError("\(path) exists and is not a socket; refusing to replace it")
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw SystemError("socket", errno: errno) }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(path.utf8)
-        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw ConfigError("socket path \(path) is too long")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: pathBytes)
-            raw[pathBytes.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        if connected == 0 {
+        do {
+            close(try UnixSocket.connect(path))
             throw ConfigError("another costd is already listening on \(path)")
-        }
-        guard errno == ECONNREFUSED || errno == ENOENT else {
-            throw SystemError("checking \(path)", errno: errno)
+        } catch let failure as UnixSocket.Failure {
+            guard failure.errno == ECONNREFUSED || failure.errno == ENOENT else {
+                throw failure.errno == ENAMETOOLONG
+                    ? ConfigError("socket path \(path) is too long") : SystemError("checking \(path)", errno: failure.errno)
+            }
         }
         unlink(path)
     }
