@@ -52,6 +52,17 @@ import Testing
         let error = #expect(throws: ConfigError.self) { try TOMLParser.parse("a = 1\nb = 2\nc = ") }
         #expect(error?.message.hasPrefix("line 3") == true)
     }
+
+    /// Found by the fuzzer: without a bound, 100 000 `[` overflowed the stack.
+    @Test func nestingIsBoundedInsteadOfOverflowingTheStack() throws {
+        let shallow = try TOMLParser.parse("a = " + String(repeating: "[", count: 32) + String(repeating: "]", count: 32))
+        #expect(shallow["a"]?.arrayValue?.count == 1)
+        for opener in ["[", "{ b = "] {
+            let deep = "a = " + String(repeating: opener, count: 100_000)
+            let error = #expect(throws: ConfigError.self) { try TOMLParser.parse(deep) }
+            #expect(error?.message.contains("nested more than 32 deep") == true)
+        }
+    }
 }
 
 @Suite struct ConfigurationTests {

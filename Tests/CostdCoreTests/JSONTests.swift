@@ -82,6 +82,16 @@ import Testing
         #expect(try canonical(#""a\"b\\c\u0001""#) == #""a\"b\\c\u0001""#)
     }
 
+    /// Found by the fuzzer: a fraction past 2^53 became `5.555555555555556e+17`, which is an
+    /// integer, so canonicalising again changed it.
+    @Test func theCanonicalFormOfLargeNumbersIsAFixedPoint() throws {
+        for literal in ["555555555555555555.5555", "1.5e300", "-9.2e18", "123456789012345678.9", "1e19"] {
+            let once = try canonical(literal)
+            #expect(try canonical(once) == once, "\(literal) -> \(once)")
+        }
+        #expect(try canonical("555555555555555555.5555") == "555555555555555600")
+    }
+
     @Test func duplicateKeysKeepTheLastValue() throws {
         #expect(try canonical(#"{"a":1,"a":2}"#) == #"{"a":2}"#)
     }

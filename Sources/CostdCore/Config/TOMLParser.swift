@@ -54,6 +54,10 @@ private struct Reader {
     let bytes: [UInt8]
     var index = 0
     var line = 1
+    /// Arrays and inline tables open around the value being read: bounded, so that a hostile
+    /// file gets an error instead of overflowing the stack.
+    var depth = 0
+    static let maxDepth = 32
 
     init(bytes: [UInt8]) {
         self.bytes = bytes
@@ -252,6 +256,11 @@ private struct Reader {
 
     mutating func parseValue() throws(ConfigError) -> TOMLNode {
         guard let byte = peek() else { throw error("expected a value") }
+        if byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{") {
+            guard depth < Reader.maxDepth else { throw error("arrays and tables nested more than \(Reader.maxDepth) deep") }
+            depth += 1
+        }
+        defer { if byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{") { depth -= 1 } }
         switch byte {
         case UInt8(ascii: "\""):
             if peek(1) == UInt8(ascii: "\""), peek(2) == UInt8(ascii: "\"") {

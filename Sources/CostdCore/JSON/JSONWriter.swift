@@ -263,6 +263,9 @@ extension JSONNumber {
         let isIntegerLiteral = text.utf8.allSatisfy { $0 == UInt8(ascii: "-") || ($0 >= 48 && $0 <= 57) }
         if isIntegerLiteral { return self }
         guard let double, let number = JSONNumber(double) else { return self }
+        // A double past 2^53 prints as `5.555555555555556e+17`, an integer that fits Int64:
+        // written as that integer, the canonical form stays a fixed point.
+        if let integer = number.int64 { return JSONNumber(integer) }
         return number
     }
 }
