@@ -5,8 +5,10 @@ DESTDIR ?=
 .PHONY: build test install run bench
 
 build:
-	swift build -c release --product costd
-	swift build -c release --product costctl
+	scripts/build-release costd costctl
+
+bench:
+	scripts/bench
 
 test:
 	scripts/test

@@ -256,11 +256,12 @@ private struct Reader {
 
     mutating func parseValue() throws(ConfigError) -> TOMLNode {
         guard let byte = peek() else { throw error("expected a value") }
-        if byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{") {
+        let opensNesting = byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{")
+        if opensNesting {
             guard depth < Reader.maxDepth else { throw error("arrays and tables nested more than \(Reader.maxDepth) deep") }
             depth += 1
         }
-        defer { if byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{") { depth -= 1 } }
+        defer { if opensNesting { depth -= 1 } }
         switch byte {
         case UInt8(ascii: "\""):
             if peek(1) == UInt8(ascii: "\""), peek(2) == UInt8(ascii: "\"") {
