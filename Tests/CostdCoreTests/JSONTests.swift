@@ -106,6 +106,13 @@ import Testing
         #expect(CacheKey(hex: key.hex) == key)
         #expect(key.hex.count == 64)
     }
+
+    /// Daemons of different versions share keys through Redis: the layout must not drift.
+    /// Expected: `sha256(b"costd.v1\0gpt-4o\0\0" + b'{"a":1,"q":"x"}')` from Python's hashlib.
+    @Test func keyIsTheDocumentedHash() throws {
+        let key = CacheKey(model: "gpt-4o", namespace: "", prompt: try JSONParser.parse(#"{"q": "x", "a": 1.0}"#))
+        #expect(key.hex == "e183ee1cdfeb935df033e5858beb18d03e7c954edd9b30ea944a954a973ddd3a")
+    }
 }
 
 @Suite struct JSONWriterTests {

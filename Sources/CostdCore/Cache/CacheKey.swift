@@ -29,16 +29,6 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
         self.init(hashing: writer.bytes)
     }
 
-    public init(model: String, namespace: String, canonicalPrompt: [UInt8]) {
-        var bytes = Array("costd.v1\u{0}".utf8)
-        bytes += model.utf8
-        bytes.append(0)
-        bytes += namespace.utf8
-        bytes.append(0)
-        bytes += canonicalPrompt
-        self.init(hashing: bytes)
-    }
-
     /// The first word of the SHA-256 of `bytes` (for benchmarks of the hash alone).
     public static func digestWord(_ bytes: [UInt8]) -> UInt64 {
         CacheKey(hashing: bytes).words.0
