@@ -41,8 +41,6 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     private var readyFrames: ByteBuffer?
     private var inFlight = 0
     private var readHeld = false
-    /// The client shut its side down (half-close): answer what it sent, then close.
-    private var inputClosed = false
     private var quiescing = false
     private var closing = false
 
@@ -123,17 +121,16 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
                 // answer is out.
                 ready.writeErrorResponse(id: .null, error: error)
                 appendReadyFrame(context: context)
-                closing = true
                 received = nil
-                let frames = readyFrames!
-                readyFrames = nil
-                context.writeAndFlush(wrapOutboundOut(frames)).whenComplete { _ in context.close(promise: nil) }
+                closeAfterWrites(context: context, reason: "frame too large")
                 return
             } catch {
                 closeConnection(context: context, reason: "\(error)")
                 return
             }
             guard let frame else { break }
+            // Progress: a half-sent frame is timed from the last whole one.
+            partialSince = nil
             handle(frame: frame, context: context)
         }
         if let buffer = received, buffer.readableBytes == 0 {
@@ -215,7 +212,6 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
         } else if case ChannelEvent.inputClosed = event {
             // A one-shot client (`socat`, `nc -N`) sent its request and shut its side down:
             // it still wants the answers.
-            inputClosed = true
             quiescing = true
             closeIfDrained(context: context)
         } else {
@@ -241,9 +237,23 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     // MARK: - Closing
 
     private func closeIfDrained(context: ChannelHandlerContext) {
-        guard inFlight == 0, !closing else { return }
-        flushReady(context: context)
-        closeConnection(context: context, reason: "shutdown")
+        guard inFlight == 0 else { return }
+        closeAfterWrites(context: context, reason: "drained")
+    }
+
+    /// Closes once everything written so far has gone out (NIO fails the writes still queued
+    /// when a channel closes, which would cut the last answers short), or after the half-sent
+    /// frame timeout if the client stops reading.
+    private func closeAfterWrites(context: ChannelHandlerContext, reason: String) {
+        guard !closing else { return }
+        closing = true
+        logger.debug("Closing connection", metadata: ["reason": "\(reason)"])
+        let channel = context.channel
+        let frames = readyFrames ?? channel.allocator.buffer(capacity: 0)
+        readyFrames = nil
+        context.writeAndFlush(wrapOutboundOut(frames)).whenComplete { _ in channel.close(promise: nil) }
+        let deadline = channel.eventLoop.scheduleTask(in: partialFrameTimeout) { channel.close(promise: nil) }
+        channel.closeFuture.whenComplete { _ in deadline.cancel() }
     }
 
     private func closeConnection(context: ChannelHandlerContext, reason: String) {
