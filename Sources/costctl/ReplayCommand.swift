@@ -165,29 +165,27 @@ struct ReplayTotals {
 /// cost is its token classes at their prices, summed, rounded once to a nano-dollar.
 final class PriceLookup {
     private let connection: CostdConnection
-    private var known: [String: (input: Int64, output: Int64)] = [:]
+    private var known: [String: ModelPrice] = [:]
 
     init(connection: CostdConnection) {
         self.connection = connection
     }
 
-    /// USD per million input and output tokens, as nano-dollars.
-    func perMillion(_ model: String) throws -> (input: Int64, output: Int64) {
-        if let prices = known[model] { return prices }
-        func ask(input: Int64, output: Int64) throws -> Int64 {
+    /// The model's USD per million input and output tokens, as the daemon prices them.
+    func price(_ model: String) throws -> ModelPrice {
+        if let price = known[model] { return price }
+        func ask(input: Int64, output: Int64) throws -> Money {
             let result = try connection.call(
                 "estimate", ["model": .string(model), "dailyRequests": 1, "avgInputTokens": .int(input), "avgOutputTokens": .int(output), "days": 1]
             )
-            return result["perRequestUsd"]?.numberValue.flatMap { Money(usd: $0) }?.nanos ?? 0
+            return result["perRequestUsd"]?.numberValue.flatMap { Money(usd: $0) } ?? .zero
         }
-        let prices = (try ask(input: 1_000_000, output: 0), try ask(input: 0, output: 1_000_000))
-        known[model] = prices
-        return prices
+        let price = ModelPrice(inputPerMillion: try ask(input: 1_000_000, output: 0), outputPerMillion: try ask(input: 0, output: 1_000_000))
+        known[model] = price
+        return price
     }
 
     func cost(_ model: String, input: Int64, output: Int64) throws -> Money {
-        let prices = try perMillion(model)
-        let numerator = Int128(input) * Int128(prices.input) + Int128(output) * Int128(prices.output)
-        return Money(nanos: Int64(Money.divideRounded(numerator, by: 1_000_000)))
+        try price(model).cost(inputTokens: input, outputTokens: output)
     }
 }
