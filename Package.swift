@@ -105,6 +105,7 @@ let package = Package(
             dependencies: [
                 "CostdCore",
                 "CostdServer",
+                "CostdPOSIX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

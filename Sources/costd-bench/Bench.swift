@@ -1,4 +1,5 @@
 import ArgumentParser
+import CostdPOSIX
 import Foundation
 
 #if canImport(Glibc)
@@ -63,7 +64,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
-        let benchPath = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let benchPath = URL(fileURLWithPath: Executable.currentPath())
         let binaryDirectory = benchPath.deletingLastPathComponent().path
         let costdBinary = costd ?? binaryDirectory + "/costd"
         let duration = quick ? 0.3 : self.duration

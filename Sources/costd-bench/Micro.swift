@@ -1,5 +1,6 @@
 import ArgumentParser
 import CostdCore
+import CostdPOSIX
 import CostdProtocol
 import Foundation
 import NIOCore
@@ -76,7 +77,7 @@ struct Micro: ParsableCommand {
 
     /// Tokenizer throughput on English prose, MB/s on one core.
     func tokenizer() throws {
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        let executable = Executable.currentPath()
         let directory = dataDirectory
             ?? DefaultPaths.dataDirectory(environment: ProcessInfo.processInfo.environment, executablePath: executable) {
                 FileManager.default.fileExists(atPath: $0)

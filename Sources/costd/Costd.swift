@@ -1,5 +1,6 @@
 import ArgumentParser
 import CostdCore
+import CostdPOSIX
 import CostdServer
 import Foundation
 import Logging
@@ -104,7 +105,7 @@ struct Costd: AsyncParsableCommand {
             metricsAddress = (String(metricsListen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
         }
         let metrics = metricsAddress.map { _ in DaemonMetrics(withRedis: configuration.redis != nil) }
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        let executable = Executable.currentPath()
         let dataDirectory = configuration.dataDirectory
             ?? DefaultPaths.dataDirectory(environment: environment, executablePath: executable) { FileManager.default.fileExists(atPath: $0) }
         let tokenizers = Tokenizers(dataDirectory: dataDirectory, logger: logger)

@@ -302,4 +302,19 @@ equal "costd exits 0 on SIGTERM" "$DAEMON_RC" 0
 run ctl ping --socket "$SOCK"
 check_err "stopped daemon: exit 3" 3
 
+echo "costd started by name from \$PATH, in another directory"
+# argv[0] is then a bare name: costd must still find its own binary, and the vocabularies
+# in the source tree it was built in.
+(cd / && exec env -u COSTD_DATA_DIR PATH="$(dirname "$COSTD_BIN"):$PATH" \
+    costd --socket "$SOCK" --state-dir "$STATE" >>"$TMP/daemon.log" 2>&1) &
+DAEMON_PID=$!
+if wait_for_daemon ctl ping --socket "$SOCK" --timeout 2; then
+    printf 'hello world' >"$TMP/hello.txt"
+    run ctl tokens --socket "$SOCK" "$TMP/hello.txt"
+    check "tokens counted with the vocabulary found beside the build" 0 "o200k_base"
+else
+    fail "costd started from \$PATH" "did not answer"
+fi
+stop_daemon
+
 summary costctl
