@@ -42,4 +42,14 @@ import Testing
         bytes[10] ^= 1
         #expect(throws: BPEError.self) { try BPEEncoding(spec: .cl100kBase, vocabulary: bytes) }
     }
+
+    /// The daemon loads without the hash check: a corrupt rank must be an error, not a 32 GB
+    /// allocation for the rank-indexed tables.
+    @Test func aRankFarPastTheTokenCountIsRefused() throws {
+        #expect(throws: BPEError.malformedVocabulary(line: 2)) {
+            try RankTable(tiktokenFile: Array("IQ== 0\nIg== 4000000000\n".utf8))
+        }
+        let dense = try RankTable(tiktokenFile: Array("IQ== 0\nIg== 1\n".utf8))
+        #expect(dense.tokenCount == 2)
+    }
 }

@@ -117,6 +117,13 @@ final class RankTable: @unchecked Sendable {
             throw error
         }
 
+        // Ranks are unique, so a vocabulary's are dense (tiktoken's are exactly 0..<n). One far
+        // past the token count would make the rank-indexed tables below huge (a corrupt line
+        // ranked 4e9 would ask for 32 GB): refuse it.
+        if maxRank >= 2 * entries.count + 1024 {
+            bytes.deallocate()
+            throw .malformedVocabulary(line: entries.first { Int($0.rank) == maxRank }!.line)
+        }
         self.bytes = bytes
         rankCount = maxRank + 1
         tokenCount = entries.count
