@@ -20,6 +20,13 @@ struct Tokens: ParsableCommand {
     @Option(help: "With --compare: days in a month.") var days: Int = 30
     @Argument(help: "Files to count (- for standard input).") var files: [String]
 
+    func validate() throws {
+        guard callsPerDay.isFinite, (0...1e12).contains(callsPerDay) else {
+            throw ValidationError("--calls-per-day must be a number from 0 to 1e12")
+        }
+        guard days > 0 else { throw ValidationError("--days must be positive") }
+    }
+
     func read(_ path: String) throws -> String {
         let data = path == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: path)
         guard let data else { throw ValidationError("cannot read \(path)") }

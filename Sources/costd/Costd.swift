@@ -64,6 +64,12 @@ struct Costd: AsyncParsableCommand {
     @Option(name: .customLong("metrics-listen"), help: "Serve Prometheus metrics at http://HOST:PORT/metrics (off by default), e.g. 127.0.0.1:9464.")
     var metricsListen: String?
 
+    func validate() throws {
+        if let logFormat, logFormat != "text", logFormat != "journal" {
+            throw ValidationError("--log-format must be text or journal, not '\(logFormat)'")
+        }
+    }
+
     func run() async throws {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("unknown log level '\(logLevel)'")

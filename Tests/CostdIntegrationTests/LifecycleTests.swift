@@ -37,6 +37,14 @@ import Glibc
         #expect(try String(contentsOfFile: daemon.socketPath, encoding: .utf8) == "precious")
     }
 
+    @Test func anUnknownLogFormatIsRefused() throws {
+        let daemon = TestDaemon()
+        defer { daemon.cleanUp() }
+        let (status, output) = try daemon.startExpectingFailure(extraArguments: ["--log-format", "jornal"])
+        #expect(status != 0)
+        #expect(output.contains("--log-format must be text or journal"))
+    }
+
     @Test func twoDaemonsCannotShareAStateDirectory() throws {
         let first = TestDaemon()
         defer { first.cleanUp() }

@@ -226,6 +226,10 @@ run ctl record --socket "$SOCK" --model gpt-4o --input-tokens many
 check_err "non-numeric tokens: exit 2" 2
 run ctl ping --socket "$SOCK" --no-such-flag
 check_err "unknown flag: exit 2" 2
+run ctl tokens --socket "$SOCK" --compare --calls-per-day inf "$TMP/a" "$TMP/b"
+check_err "tokens --calls-per-day inf: exit 2" 2 "--calls-per-day"
+run ctl tokens --socket "$SOCK" --compare --days 0 "$TMP/a" "$TMP/b"
+check_err "tokens --days 0: exit 2" 2 "--days"
 run ctl call --socket "$SOCK" ping 'not json'
 if [ "$RC" = 2 ] || [ "$RC" = 4 ]; then pass "call with params that are not JSON: usage or error (exit $RC)"; else fail "call with params that are not JSON" "exit $RC; $ERR"; fi
 
