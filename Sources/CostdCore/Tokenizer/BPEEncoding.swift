@@ -55,6 +55,9 @@ public struct BPEEncoding: Sendable {
         self.spec = spec
         self.table = table
         self.specials = SpecialTokenMatcher(spec.specialTokens)
+        // The character table is built on first use: here, with the vocabulary, on the
+        // loading thread, rather than in the first call that counts tokens.
+        _ = CharFlagsTable.shared
     }
 
     // MARK: Encoding

@@ -7,6 +7,8 @@ public final class Rules: Sendable {
     public let configuration: Configuration
     public let prices: PriceTable
     public let router: Router
+    /// The encoding that sizes routing prompts: the default tier's model's.
+    public let routingEncoding: String
 
     public var budget: BudgetSettings { configuration.budget }
 
@@ -14,6 +16,8 @@ public final class Rules: Sendable {
         self.configuration = configuration
         self.prices = prices
         self.router = Router(rules: configuration.routing)
+        let defaultModel = configuration.routing.tiers.first { $0.name == configuration.routing.defaultTier }?.model
+        self.routingEncoding = defaultModel.flatMap { prices.price(for: $0)?.encoding } ?? EncodingSpec.o200kBase.name
     }
 
     /// Builds the rules of `configuration`: built-in prices, then the LiteLLM price file it

@@ -69,9 +69,7 @@ extension CostdEngine {
     /// else estimated at about four bytes a token.
     func promptTokens(_ prompt: JSONValue, rules: Rules) -> (tokens: Int64, exact: Bool) {
         if case .string(let text) = prompt {
-            let defaultModel = rules.configuration.routing.tiers.first { $0.name == rules.configuration.routing.defaultTier }?.model
-            let name = defaultModel.flatMap { rules.prices.price(for: $0)?.encoding } ?? EncodingSpec.o200kBase.name
-            if let encoding = tokenizers.loaded(name) {
+            if let encoding = tokenizers.loaded(rules.routingEncoding) {
                 return (Int64(encoding.count(text)), true)
             }
             return (Router.estimateTokens(utf8Count: text.utf8.count), false)
