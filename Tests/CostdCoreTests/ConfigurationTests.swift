@@ -135,11 +135,16 @@ import Testing
         #expect(error?.message == "unknown setting 'budget.dayly'")
     }
 
-    @Test func badValuesAreErrors() {
+    @Test func badValuesAreErrors() throws {
         #expect(throws: ConfigError.self) { try Configuration(toml: "[budget]\ndaily = -1") }
         #expect(throws: ConfigError.self) { try Configuration(toml: "[budget]\nwarning_fraction = 2") }
         #expect(throws: ConfigError.self) { try Configuration(toml: "time_zone = \"Nowhere/Land\"") }
         #expect(throws: ConfigError.self) { try Configuration(toml: "[routing.tasks]\nx = \"missing-tier\"") }
+        let encoding = #expect(throws: ConfigError.self) {
+            try Configuration(toml: "[prices.m]\ninput = 1\noutput = 2\nencoding = \"o200k\"")
+        }
+        #expect(encoding?.message.contains("unknown encoding 'o200k'") == true)
+        #expect(try Configuration(toml: "[prices.m]\ninput = 1\noutput = 2\nencoding = \"cl100k_base\"").prices.price(for: "m")?.encoding == "cl100k_base")
     }
 
     @Test func pathsDefaultFromTheEnvironment() {

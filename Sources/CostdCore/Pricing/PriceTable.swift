@@ -186,6 +186,10 @@ extension PriceTable {
             }
             let input = try usd("input")
             let output = try usd("output")
+            let encoding = entry["encoding"]?.stringValue
+            if let encoding, EncodingSpec.named(encoding) == nil {
+                throw PriceFileError("prices.\(member.key).encoding: unknown encoding '\(encoding)' (o200k_base or cl100k_base)")
+            }
             guard input != nil || output != nil || !perImage.isEmpty else {
                 throw PriceFileError("prices.\(member.key) needs input and output prices (or an image price)")
             }
@@ -199,7 +203,7 @@ extension PriceTable {
                     batchInputPerMillion: try usd("batch_input"),
                     batchOutputPerMillion: try usd("batch_output"),
                     perImage: perImage,
-                    encoding: entry["encoding"]?.stringValue,
+                    encoding: encoding,
                     provider: entry["provider"]?.stringValue
                 )
             )
