@@ -29,7 +29,8 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
     public static let unknownModelCode = -32001
     public static let payloadTooLargeCode = -32002
     public static let backendUnavailableCode = -32003
-    public static let leaseMismatchCode = -32004
+    // -32004 is reserved: it was meant for a stale lease, which `cacheSet` answers with
+    // `leaseHeld: false` instead. Never sent, never reused.
     public static let overloadedCode = -32005
     public static let shuttingDownCode = -32006
 

@@ -11,7 +11,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "costd-bench",
         abstract: "Measures costd beside redis-server and an echo floor, with one client for all.",
-        subcommands: [Run.self, Micro.self, EchoServer.self],
+        subcommands: [Run.self, Micro.self, BacklogBench.self, EchoServer.self],
         defaultSubcommand: Run.self
     )
 }

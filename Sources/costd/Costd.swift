@@ -102,7 +102,7 @@ struct Costd: AsyncParsableCommand {
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
         let ledger = try SpendLedger(directory: stateDirectory, settings: configuration.ledger, logger: logger)
-        let redis = configuration.redis.map { RedisConnector(settings: $0, eventLoop: group.next(), logger: logger) }
+        let redis = configuration.redis.map { RedisConnector(settings: $0, group: group, logger: logger) }
         var metricsAddress: (host: String, port: Int)? = nil
         if let metricsListen {
             guard let colon = metricsListen.lastIndex(of: ":"), let port = Int(metricsListen[metricsListen.index(after: colon)...]),
@@ -123,7 +123,6 @@ struct Costd: AsyncParsableCommand {
                 logger.warning("Starting without Redis: cache calls use L1 only and records go to the local backlog until it is reachable")
             }
         }
-        defer { redis?.stop() }
 
         let address: ListenAddress = inherited.map { .inherited(fd: $0, name: "systemd socket") } ?? .unixSocket(socketPath, mode: mode)
         let server = SocketServer(
@@ -161,7 +160,15 @@ struct Costd: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
-        try await serviceGroup.run()
+        do {
+            try await serviceGroup.run()
+        } catch {
+            redis?.stop()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        // The stores are closed by now (StoreService stops last); Redis goes before its loops.
+        redis?.stop()
         try await group.shutdownGracefully()
         logger.info("Stopped")
     }

@@ -158,6 +158,31 @@ func eventually(_ seconds: Double = 10, _ condition: () throws -> Bool) rethrows
         }
     }
 
+    @Test func aReservationRecordedIntoTheBacklogIsSettledWhenReplayed() throws {
+        try withRedis { redis in
+            let daemon = try daemons(1, on: redis, config: "[budget]\ndaily = 10\nhard_daily = true\n")[0]
+            defer { daemon.cleanUp() }
+            let connection = try daemon.connect()
+            // Worst case: 10k in + 2k out of gpt-4o = $0.045 held; the call really uses 1k out ($0.035).
+            let grant = try connection.call("reserve", ["model": "gpt-4o", "inputTokens": 10_000, "maxOutputTokens": 2_000])
+            #expect(try connection.call("report")["reservedUsd"]?.money == Money(usd: "0.045"))
+            redis.killHard()
+            let recorded = try connection.call(
+                "record", ["model": "gpt-4o", "inputTokens": 10_000, "outputTokens": 1_000, "reservation": try #require(grant["reservation"])]
+            )
+            #expect(recorded["backlogged"] == true)
+            try redis.start()
+            #expect(try eventually(20) { try connection.call("ping")["redis"]?["backlog"]?.int == 0 })
+            let report = try connection.call("report")
+            #expect(report["reservedUsd"] == nil, "the reservation is settled, not left to expire")
+            #expect(report["totalCostUsd"]?.money == Money(usd: "0.035"))
+            #expect(report["requests"]?.int == 1)
+            // Settled means gone from Redis too: a second settle finds nothing to release.
+            let released = try connection.call("releaseReservation", ["reservation": try #require(grant["reservation"])])
+            #expect(released["released"] == false)
+        }
+    }
+
     @Test func cacheCallsKeepAnsweringFromL1WhileRedisIsDown() throws {
         try withRedis { redis in
             let pair = try daemons(2, on: redis)

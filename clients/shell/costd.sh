@@ -320,16 +320,61 @@ costd_estimate() (
     costd_call estimate "{$p}"
 )
 
+# costd_cache_release MODEL PROMPT_JSON LEASE [NAMESPACE]
+costd_cache_release() (
+    if [ $# -lt 3 ]; then
+        echo "usage: costd_cache_release MODEL PROMPT_JSON LEASE [NAMESPACE]" >&2
+        exit 64
+    fi
+    p="\"model\":$(costd_json_string "$1"),\"prompt\":$2,\"lease\":$(costd_json_string "$3")"
+    [ -n "${4-}" ] && p="$p,\"namespace\":$(costd_json_string "$4")"
+    costd_call cacheRelease "{$p}"
+)
+
+# costd_reserve MODEL INPUT_TOKENS MAX_OUTPUT_TOKENS [USER] [FEATURE]
+costd_reserve() (
+    if [ $# -lt 3 ]; then
+        echo "usage: costd_reserve MODEL INPUT_TOKENS MAX_OUTPUT_TOKENS [USER] [FEATURE]" >&2
+        exit 64
+    fi
+    _costd_require_integer INPUT_TOKENS "$2" || exit
+    _costd_require_integer MAX_OUTPUT_TOKENS "$3" || exit
+    p="\"model\":$(costd_json_string "$1"),\"inputTokens\":$2,\"maxOutputTokens\":$3"
+    [ -n "${4-}" ] && p="$p,\"user\":$(costd_json_string "$4")"
+    [ -n "${5-}" ] && p="$p,\"feature\":$(costd_json_string "$5")"
+    costd_call reserve "{$p}"
+)
+
+# costd_release_reservation RESERVATION
+costd_release_reservation() (
+    if [ $# -lt 1 ]; then
+        echo "usage: costd_release_reservation RESERVATION" >&2
+        exit 64
+    fi
+    costd_call releaseReservation "{\"reservation\":$(costd_json_string "$1")}"
+)
+
+# costd_tokens TEXT [MODEL]
+costd_tokens() (
+    if [ $# -lt 1 ]; then
+        echo "usage: costd_tokens TEXT [MODEL]" >&2
+        exit 64
+    fi
+    p="\"text\":$(costd_json_string "$1")"
+    [ -n "${2-}" ] && p="$p,\"model\":$(costd_json_string "$2")"
+    costd_call tokens "{$p}"
+)
+
 # Run as a command: costd.sh ping | costd.sh record gpt-4o 1000 500 | costd.sh call METHOD JSON
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     if [ $# -lt 1 ]; then
-        echo "usage: $0 ping|route|cache_get|cache_set|cache_delete|cache_flush|record|report|estimate|call ARGS..." >&2
+        echo "usage: $0 ping|route|cache_get|cache_set|cache_delete|cache_flush|cache_release|record|report|estimate|reserve|release_reservation|tokens|call ARGS..." >&2
         exit 64
     fi
     command=$1
     shift
     case $command in
-    call | ping | route | cache_get | cache_set | cache_delete | cache_flush | record | report | estimate)
+    call | ping | route | cache_get | cache_set | cache_delete | cache_flush | cache_release | record | report | estimate | reserve | release_reservation | tokens)
         "costd_$command" "$@"
         ;;
     *)

@@ -168,6 +168,26 @@ check "estimate" 0 '"perRequestUsd":0.000195' '"monthlyUsd":5.85' '"days":30'
 run costd_estimate gpt-4o 10 100.5 20.25 7
 check "estimate with fractions and days" 0 '"days":7'
 
+echo "reserve, release, tokens, cache release"
+run costd_reserve gpt-4o 10000 2000 ann
+check "reserve" 0 '"reservation":"rsv-' '"amountUsd":0.045'
+RESERVATION=$(printf '%s' "$OUT" | sed -n 's/.*"reservation":"\([^"]*\)".*/\1/p')
+run costd_release_reservation "$RESERVATION"
+check "release the reservation" 0 '"released":true'
+run costd_release_reservation "$RESERVATION"
+check "release it again" 0 '"released":false'
+run costd_reserve gpt-4o ten 2000
+check "non-integer reserve tokens are a usage error" 64
+run costd_tokens "hello world" gpt-4o
+check "tokens" 0 '"tokens":2' '"encoding":"o200k_base"'
+run costd_call cacheGet '{"model":"gpt-4o","prompt":"leased","lease":true}'
+check "a miss with lease: true takes the lease" 0 '"lease":"'
+LEASE=$(printf '%s' "$OUT" | sed -n 's/.*"lease":"\([^"]*\)".*/\1/p')
+run costd_cache_release gpt-4o '"leased"' "$LEASE"
+check "cache release" 0 '"released":true'
+run costd_cache_release gpt-4o '"leased"'
+check "cache release without a lease is a usage error" 64
+
 echo "costd_call and errors"
 run costd_call route '{"task":"extraction","inputTokens":42}'
 check "generic call" 0 '"tier":"simple"' '"inputTokens":42' '"inputTokensExact":true'

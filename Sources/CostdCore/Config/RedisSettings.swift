@@ -94,8 +94,9 @@ public struct RedisSettings: Sendable, Equatable {
     public var endpoint: RedisEndpoint
     /// Prefix of every key and channel costd uses; several fleets can share one Redis.
     public var keyPrefix = "costd:"
-    /// Connections for commands (each on a thread of its own); the subscriber has one more.
-    public var poolSize = 4
+    /// Connections for commands, spread over the event loops; 0 means one per event loop (each
+    /// call then goes out on its own loop's connection). The subscriber has one more.
+    public var poolSize = 0
     public var connectTimeoutMillis: Int64 = 500
     /// A cache call never waits longer than this on Redis; it answers from L1 (or misses).
     public var cacheTimeoutMillis: Int64 = 50
@@ -114,7 +115,7 @@ public struct RedisSettings: Sendable, Equatable {
     }
 
     public func validate() throws(ConfigError) {
-        guard poolSize >= 1, poolSize <= 64 else { throw ConfigError("redis.pool_size must be between 1 and 64") }
+        guard poolSize >= 0, poolSize <= 64 else { throw ConfigError("redis.pool_size must be between 0 (one per event loop) and 64") }
         guard cacheTimeoutMillis > 0, recordTimeoutMillis > 0, connectTimeoutMillis > 0 else {
             throw ConfigError("redis timeouts must be positive")
         }

@@ -42,6 +42,8 @@ public final class CostdEngine: Sendable {
     private let recordIdCounter = Atomic<UInt64>(0)
     /// Calls answered since start (for the status line).
     let callsServed = Atomic<UInt64>(0)
+    /// When expired L1 entries were last swept (monotonic nanoseconds); every `cache.sweep_interval`.
+    private let lastSweep = Atomic<UInt64>(0)
     private let recordIdPrefix: String
 
     /// The embedded default, or Redis when `redis` is given (the ledger then keeps its backlog).
@@ -59,9 +61,7 @@ public final class CostdEngine: Sendable {
             logger: logger
         )
         if let redis {
-            let store = RedisSpendStore(redis: redis, ledger: ledger, logger: logger)
-            store.replayBudget.withLock { $0 = rules.budget }
-            self.store = store
+            self.store = RedisSpendStore(redis: redis, ledger: ledger, logger: logger)
         } else {
             self.store = ledger
         }
@@ -77,7 +77,6 @@ public final class CostdEngine: Sendable {
         let newCalendar = try PeriodCalendar(timeZoneIdentifier: rules.configuration.timeZone)
         currentRules.withLock { $0 = rules }
         calendar.withLock { $0 = newCalendar }
-        (store as? RedisSpendStore)?.replayBudget.withLock { $0 = rules.budget }
     }
 
     // MARK: - Clocks
@@ -128,10 +127,14 @@ public final class CostdEngine: Sendable {
 
     /// Expired entries out of L1; Redis upkeep (backlog replay, fleet counters, known spend).
     public func maintain(on eventLoop: any EventLoop) {
-        cache.sweep()
-        if let redisStore = store as? RedisSpendStore {
-            redisStore.maintain(today: today(), on: eventLoop)
+        let rules = self.rules
+        let now = CostdEngine.monotonicNanos()
+        let interval = UInt64(rules.configuration.cache.sweepIntervalSeconds) * 1_000_000_000
+        if now &- lastSweep.load(ordering: .relaxed) >= interval {
+            lastSweep.store(now, ordering: .relaxed)
+            cache.sweep()
         }
+        store.maintain(today: today(), budget: rules.budget, on: eventLoop)
     }
 
     /// Applies a notice from other daemons (Redis pub/sub).
@@ -145,7 +148,7 @@ public final class CostdEngine: Sendable {
 
     /// Tells the store that Redis came back, so the backlog goes in at once.
     public func redisBecameAvailable(on eventLoop: any EventLoop) {
-        (store as? RedisSpendStore)?.replayBacklog(on: eventLoop, budget: rules.budget)
+        store.backendBecameAvailable(budget: rules.budget, on: eventLoop)
     }
 
     /// A one-line summary for logs and service managers.

@@ -51,22 +51,22 @@ extension CostdEngine {
     func perform(
         _ request: RPCRequest, caller: CallerIdentity?, on eventLoop: any EventLoop, into writer: inout JSONWriter
     ) throws(RPCError) -> MethodReply {
+        guard let method = RPCMethod(rawValue: request.method) else { throw .methodNotFound(request.method) }
         let params = Params(request)
-        switch request.method {
-        case "cacheGet": return try cacheGet(params, on: eventLoop, into: &writer)
-        case "cacheSet": return try cacheSet(params, on: eventLoop, into: &writer)
-        case "route": return try route(params, on: eventLoop, into: &writer)
-        case "record": return .later(try record(params, caller: caller, on: eventLoop))
-        case "report": return .later(try report(params, on: eventLoop))
-        case "ping": ping(into: &writer)
-        case "estimate": try estimate(params, into: &writer)
-        case "tokens": return .later(try tokens(params, on: eventLoop))
-        case "reserve": return .later(try reserve(params, on: eventLoop))
-        case "releaseReservation": return .later(try releaseReservation(params, on: eventLoop))
-        case "cacheDelete": return try cacheDelete(params, on: eventLoop)
-        case "cacheFlush": return try cacheFlush(params, on: eventLoop)
-        case "cacheRelease": return try cacheRelease(params, on: eventLoop)
-        default: throw .methodNotFound(request.method)
+        switch method {
+        case .cacheGet: return try cacheGet(params, on: eventLoop, into: &writer)
+        case .cacheSet: return try cacheSet(params, on: eventLoop, into: &writer)
+        case .route: return try route(params, on: eventLoop, into: &writer)
+        case .record: return .later(try record(params, caller: caller, on: eventLoop))
+        case .report: return .later(try report(params, on: eventLoop))
+        case .ping: ping(into: &writer)
+        case .estimate: try estimate(params, into: &writer)
+        case .tokens: return .later(try tokens(params, on: eventLoop))
+        case .reserve: return .later(try reserve(params, on: eventLoop))
+        case .releaseReservation: return .later(try releaseReservation(params, on: eventLoop))
+        case .cacheDelete: return try cacheDelete(params, on: eventLoop)
+        case .cacheFlush: return try cacheFlush(params, on: eventLoop)
+        case .cacheRelease: return try cacheRelease(params, on: eventLoop)
         }
         return .written
     }

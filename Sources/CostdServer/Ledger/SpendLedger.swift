@@ -69,8 +69,7 @@ public final class SpendLedger: Sendable {
         /// Reserved money by period (`d:2026-11-29`, `m:2026-11`).
         var reserved: [String: Money] = [:]
         /// With Redis: records acknowledged while it was unreachable, in order, until replayed.
-        var backlog: [String: SpendRecord] = [:]
-        var backlogOrder: [String] = []
+        var backlog = Backlog()
     }
 
     struct Reservation: Sendable {
@@ -249,28 +248,24 @@ public final class SpendLedger: Sendable {
 
     // MARK: - Backlog (Redis mode)
 
-    /// Keeps a record Redis could not take; acknowledged once it is on disk here.
-    public func appendBacklog(_ record: SpendRecord, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        let sequence = state.withLock { state -> UInt64 in
-            if state.backlog[record.recordId] == nil {
-                state.backlog[record.recordId] = record
-                state.backlogOrder.append(record.recordId)
-            }
-            return writer.append(LedgerEntry.backlog(record))
+    /// Keeps a record Redis could not take, with the reservation it settles; acknowledged once
+    /// it is on disk here. Returns the spend then waiting in the backlog for the record's day
+    /// and month (kept as running totals: O(1) however long the backlog).
+    func appendBacklog(_ record: SpendRecord, reservation: String?, on eventLoop: any EventLoop)
+        -> EventLoopFuture<(day: Money, month: Money)>
+    {
+        let month = PeriodCalendar.monthKey(ofDay: record.day)
+        let (sequence, waiting) = state.withLock { state -> (UInt64, (day: Money, month: Money)) in
+            state.backlog.add(record, reservation: reservation)
+            let waiting = (day: state.backlog.spend(.day, period: record.day), month: state.backlog.spend(.month, period: month))
+            return (writer.append(LedgerEntry.backlog(record, reservation: reservation)), waiting)
         }
-        return writer.whenDurable(sequence, on: eventLoop)
+        return writer.whenDurable(sequence, on: eventLoop).map { waiting }
     }
 
     /// The records still to replay into Redis, oldest first.
-    public func pendingBacklog(limit: Int = .max) -> [SpendRecord] {
-        state.withLock { state in
-            var records: [SpendRecord] = []
-            for id in state.backlogOrder {
-                guard records.count < limit else { break }
-                if let record = state.backlog[id] { records.append(record) }
-            }
-            return records
-        }
+    func pendingBacklog(limit: Int = .max) -> [Backlog.Entry] {
+        state.withLock { $0.backlog.pending(limit: limit) }
     }
 
     public var backlogCount: Int { state.withLock { $0.backlog.count } }
@@ -279,8 +274,7 @@ public final class SpendLedger: Sendable {
     public func markReplayed(_ recordIds: [String]) {
         guard !recordIds.isEmpty else { return }
         state.withLock { state in
-            for id in recordIds { state.backlog.removeValue(forKey: id) }
-            state.backlogOrder.removeAll { state.backlog[$0] == nil }
+            state.backlog.remove(recordIds)
             writer.append(LedgerEntry.replayed(recordIds))
         }
     }
@@ -421,11 +415,12 @@ enum LedgerEntry {
         return writer.bytes
     }
 
-    static func backlog(_ record: SpendRecord) -> [UInt8] {
+    static func backlog(_ record: SpendRecord, reservation: String?) -> [UInt8] {
         var writer = JSONWriter(reservingCapacity: 256)
         writer.beginObject()
         writer.field("k", "b")
         writer.field("r") { record.write(to: &$0) }
+        if let reservation { writer.field("rsv", reservation) }
         writer.endObject()
         return writer.bytes
     }
@@ -555,15 +550,9 @@ extension SpendLedger.State {
             book.addCacheCounters(CacheCounterSet(compact: counters), day: day)
         case "b":
             guard let recordJSON = json["r"], let record = SpendRecord(json: recordJSON) else { return }
-            if backlog[record.recordId] == nil {
-                backlog[record.recordId] = record
-                backlogOrder.append(record.recordId)
-            }
+            backlog.add(record, reservation: json["rsv"]?.stringValue)
         case "bd":
-            for id in json["ids"]?.arrayValue ?? [] {
-                if let id = id.stringValue { backlog.removeValue(forKey: id) }
-            }
-            backlogOrder.removeAll { backlog[$0] == nil }
+            backlog.remove((json["ids"]?.arrayValue ?? []).compactMap(\.stringValue))
         default:
             break
         }
@@ -581,14 +570,22 @@ extension SpendLedger.State {
         writer.field("v", 1)
         writer.field("gen", generation)
         writer.field("book") { book.writeSnapshot(to: &$0) }
+        let waiting = backlog.pending()
         writer.field("backlog") { writer in
             writer.beginArray()
-            for id in backlogOrder {
-                guard let record = backlog[id] else { continue }
-                record.write(to: &writer)
+            for entry in waiting {
+                entry.record.write(to: &writer)
                 writer.comma()
             }
             writer.endArray()
+        }
+        // Beside the records rather than in them, so that older daemons still read the backlog.
+        writer.field("backlogReservations") { writer in
+            writer.beginObject()
+            for entry in waiting {
+                if let reservation = entry.reservation { writer.field(entry.record.recordId) { $0.string(reservation) } }
+            }
+            writer.endObject()
         }
         writer.field("ids") { writer in
             writer.beginArray()
@@ -624,10 +621,10 @@ extension SpendLedger.State {
         else { throw SnapshotError("snapshot.json is not a costd ledger snapshot (version 1)") }
         book = try SpendBook(snapshot: bookJSON)
         self.generation = Int(generation)
+        let reservations = json["backlogReservations"]
         for element in json["backlog"]?.arrayValue ?? [] {
-            guard let record = SpendRecord(json: element), backlog[record.recordId] == nil else { continue }
-            backlog[record.recordId] = record
-            backlogOrder.append(record.recordId)
+            guard let record = SpendRecord(json: element) else { continue }
+            backlog.add(record, reservation: reservations?[record.recordId]?.stringValue)
         }
         var ids: [(record: SpendRecord, expires: Int64, alerts: [BudgetAlert])] = []
         for element in json["ids"]?.arrayValue ?? [] {

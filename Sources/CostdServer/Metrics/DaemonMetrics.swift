@@ -1,4 +1,5 @@
 import CoreMetrics
+import CostdProtocol
 import CostdCore
 import Prometheus
 import Synchronization
@@ -28,10 +29,8 @@ public final class DaemonMetrics: Sendable {
     private let l1Bytes: CoreMetrics.Gauge
     private let connections: CoreMetrics.Gauge
 
-    static let knownMethods = [
-        "ping", "route", "cacheGet", "cacheSet", "cacheDelete", "cacheFlush", "cacheRelease", "record", "report",
-        "estimate", "reserve", "releaseReservation", "tokens", "invalid",
-    ]
+    /// Every method's label, and `invalid` for calls that named none; anything else is `other`.
+    static let knownMethods = RPCMethod.allCases.map(\.rawValue) + ["invalid"]
 
     /// `withRedis`: whether to export the Redis state and backlog.
     public init(withRedis: Bool) {

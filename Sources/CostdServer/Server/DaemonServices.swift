@@ -49,8 +49,8 @@ public struct StoreService: Service {
     }
 }
 
-/// The Redis side of a daemon: the command pool and the subscription to the events channel,
-/// wired to the engine.
+/// The Redis side of a daemon: the command connections (on the event loops) and the
+/// subscription to the events channel, wired to the engine.
 public final class RedisConnector: Sendable {
     public let client: RedisClient
     private let subscriber: RedisSubscriber
@@ -61,14 +61,16 @@ public final class RedisConnector: Sendable {
     }
     private let slot = EngineSlot()
 
-    public init(settings: RedisSettings, eventLoop: any EventLoop, logger: Logger) {
+    public init(settings: RedisSettings, group: any EventLoopGroup, logger: Logger) {
         let slot = self.slot
-        client = RedisClient(settings: settings, logger: logger) { up in
+        let eventLoop = group.next()
+        client = RedisClient(settings: settings, group: group, logger: logger) { up in
             if up { slot.value?.redisBecameAvailable(on: eventLoop) }
         }
         subscriber = RedisSubscriber(
             settings: settings,
             channel: RedisKeys(prefix: settings.keyPrefix).events,
+            eventLoop: group.next(),
             logger: logger,
             onMessage: { payload in slot.value?.handleEvent(payload) },
             onResubscribe: { slot.value?.resynchronizeCache() }

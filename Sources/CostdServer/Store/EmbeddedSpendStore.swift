@@ -40,5 +40,8 @@ extension SpendLedger: SpendStore {
         StoreStatus(kind: .embedded, state: isFailed ? "failed" : "ok", backlog: 0, lastError: nil)
     }
 
-    public func maintain(on eventLoop: any EventLoop) {}
+    public func maintain(today: String, budget: BudgetSettings, on eventLoop: any EventLoop) {}
+
+    /// The ledger is local: it is never away.
+    public func backendBecameAvailable(budget: BudgetSettings, on eventLoop: any EventLoop) {}
 }

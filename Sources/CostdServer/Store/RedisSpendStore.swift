@@ -35,7 +35,7 @@ public final class RedisSpendStore: SpendStore {
     public func record(
         _ record: SpendRecord, rememberId: Bool, reservation: String?, budget: BudgetSettings, on eventLoop: any EventLoop
     ) -> EventLoopFuture<RecordReceipt> {
-        guard redis.isAvailable else { return backlog(record, budget: budget, on: eventLoop) }
+        guard redis.isAvailable else { return backlog(record, reservation: reservation, budget: budget, on: eventLoop) }
         let (scriptKeys, arguments) = recordScriptInput(record, reservation: reservation, budget: budget)
         return redis.evaluate(
             RedisScripts.record, keys: scriptKeys, arguments: arguments, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop
@@ -43,24 +43,21 @@ public final class RedisSpendStore: SpendStore {
             try self.receipt(from: reply, for: record, budget: budget)
         }.flatMapError { error in
             self.logger.debug("Record goes to the backlog", metadata: ["recordId": "\(record.recordId)", "error": "\(error)"])
-            return self.backlog(record, budget: budget, on: eventLoop)
+            return self.backlog(record, reservation: reservation, budget: budget, on: eventLoop)
         }
     }
 
-    /// Acknowledges a record from the local backlog. Its alerts are decided when it reaches Redis.
-    private func backlog(_ record: SpendRecord, budget: BudgetSettings, on eventLoop: any EventLoop) -> EventLoopFuture<RecordReceipt> {
-        ledger.appendBacklog(record, on: eventLoop).map {
+    /// Acknowledges a record from the local backlog, keeping the reservation it settles for the
+    /// replay. Its alerts are decided when it reaches Redis.
+    private func backlog(_ record: SpendRecord, reservation: String?, budget: BudgetSettings, on eventLoop: any EventLoop)
+        -> EventLoopFuture<RecordReceipt>
+    {
+        ledger.appendBacklog(record, reservation: reservation, on: eventLoop).map { waiting in
             let month = PeriodCalendar.monthKey(ofDay: record.day)
-            let pending = self.ledger.pendingBacklog()
-            func spent(_ scope: BudgetScope, _ period: String) -> Money {
-                let local = pending.filter { (scope == .day ? $0.day : PeriodCalendar.monthKey(ofDay: $0.day)) == period }
-                    .reduce(Money.zero) { $0 + $1.spend }
-                return self.knownSpend(scope, period: period) + local
-            }
             var receipt = RecordReceipt(
                 record: record,
-                day: BudgetStatus(spent: spent(.day, record.day), budget: budget.daily),
-                month: BudgetStatus(spent: spent(.month, month), budget: budget.monthly),
+                day: BudgetStatus(spent: self.knownSpend(.day, period: record.day) + waiting.day, budget: budget.daily),
+                month: BudgetStatus(spent: self.knownSpend(.month, period: month) + waiting.month, budget: budget.monthly),
                 alerts: [],
                 duplicate: false
             )
@@ -224,7 +221,7 @@ public final class RedisSpendStore: SpendStore {
             let pending = ledger.pendingBacklog()
             let daySet = Set(days)
             var backlogBook = SpendBook()
-            for record in pending where daySet.contains(record.day) { backlogBook.apply(record) }
+            for entry in pending where daySet.contains(entry.record.day) { backlogBook.apply(entry.record) }
             for day in days { totals.merge(backlogBook.totals(day: day)) }
             // This daemon's own cache lookups live in its ledger; the fleet's are in Redis.
             ledger.withBook { book in
@@ -233,7 +230,7 @@ public final class RedisSpendStore: SpendStore {
             let historyOffset = 2 * days.count
             let historySpent = history.enumerated().map { index, day -> (day: String, spent: Money) in
                 let stored = Money(nanos: replies[historyOffset + index].integer ?? 0)
-                let local = pending.filter { $0.day == day }.reduce(Money.zero) { $0 + $1.spend }
+                let local = pending.filter { $0.record.day == day }.reduce(Money.zero) { $0 + $1.record.spend }
                 return (day, stored + local)
             }
             var stored = StoredTotals(totals: totals, history: historySpent, fleetCache: fleet)
@@ -362,14 +359,16 @@ public final class RedisSpendStore: SpendStore {
         return StoreStatus(kind: .redis, state: state.up ? "up" : "down", backlog: ledger.backlogCount, lastError: state.lastError)
     }
 
-    public func maintain(today: String, on eventLoop: any EventLoop) {
+    public func maintain(today: String, budget: BudgetSettings, on eventLoop: any EventLoop) {
         guard redis.isAvailable else { return }
         pushFleetCounters(on: eventLoop)
         refreshKnownSpend(today: today, on: eventLoop)
-        replayBacklog(on: eventLoop)
+        replayBacklog(on: eventLoop, budget: budget)
     }
 
-    public func maintain(on eventLoop: any EventLoop) {}
+    public func backendBecameAvailable(budget: BudgetSettings, on eventLoop: any EventLoop) {
+        replayBacklog(on: eventLoop, budget: budget)
+    }
 
     private func refreshKnownSpend(today: String, on eventLoop: any EventLoop) {
         let month = PeriodCalendar.monthKey(ofDay: today)
@@ -385,16 +384,13 @@ public final class RedisSpendStore: SpendStore {
         }
     }
 
-    /// Sends the backlog to Redis in order, a batch at a time, until it is empty. Budgets for
-    /// the alert thresholds are the current ones.
-    func replayBacklog(on eventLoop: any EventLoop, budget: BudgetSettings? = nil) {
+    /// Sends the backlog to Redis in order, a batch at a time, until it is empty. Alerts are
+    /// decided against `budget`, the current one.
+    func replayBacklog(on eventLoop: any EventLoop, budget: BudgetSettings) {
         guard ledger.backlogCount > 0, replaying.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
         else { return }
-        replayNextBatch(on: eventLoop, budget: budget ?? replayBudget.withLock { $0 })
+        replayNextBatch(on: eventLoop, budget: budget)
     }
-
-    /// The budgets replayed records are checked against (set by the engine on start and reload).
-    let replayBudget = Mutex(BudgetSettings())
 
     private func replayNextBatch(on eventLoop: any EventLoop, budget: BudgetSettings) {
         let batch = ledger.pendingBacklog(limit: 256)
@@ -403,8 +399,8 @@ public final class RedisSpendStore: SpendStore {
             return
         }
         var commands: [RedisCommand] = []
-        for record in batch {
-            let (scriptKeys, arguments) = recordScriptInput(record, reservation: nil, budget: budget)
+        for entry in batch {
+            let (scriptKeys, arguments) = recordScriptInput(entry.record, reservation: entry.reservation, budget: budget)
             commands.append(
                 [Array("EVALSHA".utf8), Array(RedisScripts.record.sha1.utf8), Array(String(scriptKeys.count).utf8)]
                     + scriptKeys.map { Array($0.utf8) } + arguments
@@ -415,7 +411,7 @@ public final class RedisSpendStore: SpendStore {
             switch result {
             case .success(let replies):
                 var done: [String] = []
-                for (record, reply) in zip(batch, replies) {
+                for (record, reply) in zip(batch.map(\.record), replies) {
                     do {
                         let receipt = try self.receipt(from: reply, for: record, budget: budget)
                         done.append(record.recordId)

@@ -28,8 +28,13 @@ public protocol SpendStore: Sendable {
     /// For `ping`, `report` and the service status line.
     var status: StoreStatus { get }
 
-    /// Background upkeep (replaying a backlog, refreshing known spend), called every second or so.
-    func maintain(on eventLoop: any EventLoop)
+    /// Background upkeep (replaying a backlog, refreshing known spend), called every second or so
+    /// with today's day and the current budgets.
+    func maintain(today: String, budget: BudgetSettings, on eventLoop: any EventLoop)
+
+    /// The store's backend is reachable again (Redis came back): catch up at once rather than at
+    /// the next upkeep.
+    func backendBecameAvailable(budget: BudgetSettings, on eventLoop: any EventLoop)
 
     func close()
 }

@@ -89,6 +89,13 @@ def test_every_method_async(daemon) -> None:
             assert (await a.call("ping"))["pong"] is True
             await a.notify("cacheSet", {"model": "m", "prompt": "n", "value": 2})
             assert (await a.cache_get("m", "n"))["value"] == 2
+            assert await a.tokens("hello world", model="gpt-4o") == {"tokens": 2, "encoding": "o200k_base"}
+            held = await a.reserve("gpt-4o", input_tokens=10_000, max_output_tokens=2_000)
+            assert held["amountUsd"] == 0.045 and held["reservation"].startswith("rsv-")
+            assert await a.release_reservation(held["reservation"]) == {"released": True}
+            assert await a.releaseReservation(held["reservation"]) == {"released": False}
+            leased = await a.cache_get("m", "leased", lease=True)
+            assert await a.cache_release("m", "leased", leased["lease"]) == {"released": True}
 
     run(main())
 

@@ -339,3 +339,18 @@ def test_socket_resolution(monkeypatch: pytest.MonkeyPatch, daemon) -> None:
     import pathlib
 
     assert costd.Client(pathlib.Path(daemon.socket)).ping()["pong"] is True
+
+
+def test_reserve_settle_release_tokens_and_lease_release(client: costd.Client) -> None:
+    held = client.reserve("gpt-4o", input_tokens=10_000, max_output_tokens=2_000, user="ann")
+    assert held["amountUsd"] == 0.045
+    recorded = client.record("gpt-4o", input_tokens=10_000, output_tokens=1_000, reservation=held["reservation"])
+    assert recorded["costUsd"] == 0.035
+    assert client.release_reservation(held["reservation"]) == {"released": False}, "recording settled it"
+    again = client.reserve("gpt-4o", inputTokens=1_000, maxOutputTokens=100)
+    assert client.release_reservation(again["reservation"]) == {"released": True}
+    assert client.release_reservation(again["reservation"]) == {"released": False}
+    assert client.tokens(messages=[{"role": "user", "content": "hi"}], model="gpt-4o")["tokens"] == 8
+    leased = client.cache_get("gpt-4o", {"q": "slow"}, lease=True)
+    assert leased["hit"] is False and leased["lease"]
+    assert client.cacheRelease("gpt-4o", {"q": "slow"}, leased["lease"]) == {"released": True}

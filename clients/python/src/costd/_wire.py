@@ -143,9 +143,14 @@ METHOD_PARAMS: Dict[str, Sequence[str]] = {
         "feature",
         "costUsd",
         "recordId",
+        "reservation",
     ),
     "report": ("date", "period", "days"),
     "estimate": ("model", "dailyRequests", "avgInputTokens", "avgOutputTokens", "days"),
+    "cacheRelease": ("model", "prompt", "namespace", "lease"),
+    "reserve": ("model", "inputTokens", "maxOutputTokens", "user", "feature", "ttl"),
+    "releaseReservation": ("reservation",),
+    "tokens": ("text", "messages", "model", "encoding"),
 }
 
 

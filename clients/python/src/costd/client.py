@@ -7,7 +7,7 @@ import itertools
 import os
 import socket
 import threading
-from typing import Any, Dict, Mapping, Optional, cast
+from typing import Any, Dict, Mapping, Optional, Sequence, cast
 
 from . import _wire
 from ._wire import PathLike, collect_params
@@ -17,11 +17,15 @@ from .types import (
     CacheFlushResult,
     CacheGetResult,
     CacheSetResult,
+    CacheReleaseResult,
     EstimateResult,
     PingResult,
     RecordResult,
+    ReleaseReservationResult,
     ReportResult,
+    ReserveResult,
     RouteResult,
+    TokensResult,
 )
 
 __all__ = ["Client", "DEFAULT_TIMEOUT"]
@@ -354,6 +358,7 @@ class Client:
         feature: Optional[str] = None,
         costUsd: Optional[float] = None,
         recordId: Optional[str] = None,
+        reservation: Optional[str] = None,
         input_tokens: Optional[int] = None,
         output_tokens: Optional[int] = None,
         cached_input_tokens: Optional[int] = None,
@@ -396,9 +401,55 @@ class Client:
         """Projects the cost of a workload: ``{"model", "perRequestUsd", "dailyUsd", "monthlyUsd", "days"}``."""
         return cast(EstimateResult, self.call("estimate", collect_params("estimate", locals(), extra)))
 
+    def cache_release(
+        self, model: str, prompt: Any, lease: str, namespace: Optional[str] = None, **extra: Any
+    ) -> CacheReleaseResult:
+        """Gives a single-flight ``lease`` up (the call failed), so a waiting caller takes it at once: ``{"released": bool}``."""
+        return cast(CacheReleaseResult, self.call("cacheRelease", collect_params("cacheRelease", locals(), extra)))
+
+    def reserve(
+        self,
+        model: str,
+        inputTokens: Optional[int] = None,
+        maxOutputTokens: Optional[int] = None,
+        *,
+        user: Optional[str] = None,
+        feature: Optional[str] = None,
+        ttl: Optional[float] = None,
+        input_tokens: Optional[int] = None,
+        max_output_tokens: Optional[int] = None,
+        **extra: Any,
+    ) -> ReserveResult:
+        """Sets a call's worst-case cost aside before it is made (refused with ``BudgetExceeded``
+        past a hard budget): ``{"reservation", "amountUsd", "expiresAt", "day", "month"}``.
+        Settle it with ``record(reservation=...)`` or give it back with ``release_reservation``."""
+        return cast(ReserveResult, self.call("reserve", collect_params("reserve", locals(), extra)))
+
+    def release_reservation(self, reservation: str, **extra: Any) -> ReleaseReservationResult:
+        """Gives a reservation's money back without recording anything: ``{"released": bool}``."""
+        return cast(
+            ReleaseReservationResult,
+            self.call("releaseReservation", collect_params("releaseReservation", locals(), extra)),
+        )
+
+    def tokens(
+        self,
+        text: Optional[str] = None,
+        *,
+        messages: Optional[Sequence[Mapping[str, Any]]] = None,
+        model: Optional[str] = None,
+        encoding: Optional[str] = None,
+        **extra: Any,
+    ) -> TokensResult:
+        """Exact token count of ``text`` or chat ``messages``, as tiktoken counts: ``{"tokens", "encoding"}``."""
+        return cast(TokensResult, self.call("tokens", collect_params("tokens", locals(), extra)))
+
+
     # The wire names of the cache methods.
     cacheGet = cache_get
     cacheSet = cache_set
     cacheDelete = cache_delete
     cacheFlush = cache_flush
+    cacheRelease = cache_release
+    releaseReservation = release_reservation
 

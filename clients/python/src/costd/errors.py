@@ -106,7 +106,8 @@ class BackendUnavailable(CostdError):
 
 
 class LeaseMismatch(CostdError):
-    """-32004: ``cacheSet`` with a lease that is not (or no longer) held."""
+    """-32004, reserved: no costd sends it. A ``cacheSet`` whose lease has expired still stores
+    and answers ``"leaseHeld": false``. Kept so that code catching it goes on importing."""
 
     default_code = -32004
 

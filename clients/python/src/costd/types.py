@@ -24,6 +24,10 @@ __all__ = [
     "DailySpend",
     "ReportResult",
     "EstimateResult",
+    "CacheReleaseResult",
+    "ReserveResult",
+    "ReleaseReservationResult",
+    "TokensResult",
 ]
 
 
@@ -176,3 +180,26 @@ class EstimateResult(TypedDict):
     #: The cost over ``days`` days (30 by default).
     monthlyUsd: float
     days: int
+
+
+class CacheReleaseResult(TypedDict):
+    released: bool
+
+
+class ReserveResult(TypedDict):
+    #: Pass it to ``record(reservation=...)`` to settle, or to ``release_reservation``.
+    reservation: str
+    amountUsd: float
+    #: Unix milliseconds.
+    expiresAt: int
+    day: PeriodSpend
+    month: PeriodSpend
+
+
+class ReleaseReservationResult(TypedDict):
+    released: bool
+
+
+class TokensResult(TypedDict):
+    tokens: int
+    encoding: str
