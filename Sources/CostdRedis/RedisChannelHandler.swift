@@ -10,27 +10,10 @@ final class RedisChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// A caller waiting for replies, and its deadline's timer.
-    final class Call {
-        let promise: EventLoopPromise<[RedisReply]>
-        var timer: Scheduled<Void>?
-
-        init(promise: EventLoopPromise<[RedisReply]>) {
-            self.promise = promise
-        }
-
-        func succeed(_ replies: [RedisReply]) {
-            timer?.cancel()
-            promise.succeed(replies)
-        }
-
-        func fail(_ error: RedisError) {
-            timer?.cancel()
-            promise.fail(error)
-        }
-    }
-
-    private var machine: RedisConnectionStateMachine<Call>
+    private var machine: RedisConnectionStateMachine<EventLoopPromise<[RedisReply]>>
+    /// The one timer for every waiting call's deadline (a timer per call cost a heap insert and
+    /// removal each), armed for the earliest.
+    private var deadlineTimer: Scheduled<Void>?
     private let reader: RESPReplyReader
     private var context: ChannelHandlerContext?
     private var flushPending = false
@@ -58,19 +41,18 @@ final class RedisChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// Sends `commands` as one call; the promise gets one reply per command, or fails when the
     /// deadline passes first, or the connection breaks.
     func send(_ commands: [RedisCommand], deadline: NIODeadline, promise: EventLoopPromise<[RedisReply]>) {
-        let call = Call(promise: promise)
         guard let context else {
             promise.fail(closeReason ?? RedisError.connection("not connected"))
             return
         }
-        switch machine.send(call, replies: commands.count) {
+        switch machine.send(promise, replies: commands.count, deadline: deadline) {
         case .fail(let error):
             promise.fail(error)
-        case .write(let id):
+        case .write(let checkDeadlineAt):
             var buffer = context.channel.allocator.buffer(capacity: 64)
             for command in commands { command.encode(into: &buffer) }
             context.write(wrapOutboundOut(buffer), promise: nil)
-            call.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in self?.timeOut(id: id) }
+            if let checkDeadlineAt { armDeadlineTimer(checkDeadlineAt, context) }
             scheduleFlush(context)
         }
     }
@@ -90,14 +72,22 @@ final class RedisChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 
-    private func timeOut(id: UInt64) {
-        switch machine.timeOut(id: id) {
-        case .none:
-            break
-        case .fail(let call):
-            call.fail(.timedOut)
-        case .failAndClose(let call, let failing):
-            call.fail(.timedOut)
+    private func armDeadlineTimer(_ deadline: NIODeadline, _ context: ChannelHandlerContext) {
+        deadlineTimer?.cancel()
+        deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            self?.deadlinesPassed()
+        }
+    }
+
+    private func deadlinesPassed() {
+        deadlineTimer = nil
+        guard let context else { return }
+        switch machine.deadlinesPassed(now: context.eventLoop.now) {
+        case .fail(let expired, let next):
+            for promise in expired { promise.fail(RedisError.timedOut) }
+            if let next { armDeadlineTimer(next, context) }
+        case .failAndClose(let expired, let failing):
+            for promise in expired { promise.fail(RedisError.timedOut) }
             finishClosing(.timedOut, failing: failing)
         }
     }
@@ -109,7 +99,7 @@ final class RedisChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
             while let reply = try reader.next() {
                 switch machine.receive(reply) {
                 case .none: break
-                case .succeed(let call, let replies): call.succeed(replies)
+                case .succeed(let promise, let replies): promise.succeed(replies)
                 case .push(let message): onPush?(message)
                 case .close(let error, let failing):
                     finishClosing(error, failing: failing)
@@ -134,9 +124,11 @@ final class RedisChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         finishClosing(error, failing: machine.close(error))
     }
 
-    private func finishClosing(_ error: RedisError, failing: [Call]) {
+    private func finishClosing(_ error: RedisError, failing: [EventLoopPromise<[RedisReply]>]) {
         if closeReason == nil { closeReason = error }
-        for call in failing { call.fail(error) }
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+        for promise in failing { promise.fail(error) }
         if let context, context.channel.isActive { context.close(promise: nil) }
     }
 }

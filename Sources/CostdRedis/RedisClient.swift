@@ -104,10 +104,15 @@ public final class RedisClient: Sendable {
         -> EventLoopFuture<[RedisReply]>
     {
         let deadline = NIODeadline.now() + .milliseconds(timeoutMillis)
-        return send(commands, deadline: deadline, on: eventLoop).flatMap { replies in
+        let sent = send(commands, deadline: deadline, on: eventLoop)
+        // Only a script call can meet NOSCRIPT; the rest need no second step.
+        guard commands.contains(where: { $0.first == RedisClient.evalsha }) else { return sent }
+        return sent.flatMap { replies in
             self.loadingMissingScripts(replies, commands: commands, deadline: deadline, on: eventLoop)
         }
     }
+
+    private static let evalsha = Array("EVALSHA".utf8)
 
     /// Makes a script known, so that an EVALSHA of it can be answered by EVAL on NOSCRIPT.
     public func registerScript(_ script: RedisScript) {

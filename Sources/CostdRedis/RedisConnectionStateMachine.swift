@@ -12,11 +12,11 @@ import NIOCore
 /// `Call` is whatever the handler needs to answer a caller (a promise); tests use plain values.
 struct RedisConnectionStateMachine<Call> {
     private struct Pending {
-        let id: UInt64
         /// nil once abandoned (timed out): the replies are still read, then dropped.
         var call: Call?
         var remaining: Int
         var replies: [RedisReply]
+        let deadline: NIODeadline
         /// Replies the connection had received when this call was sent.
         let repliesSeenAtSend: UInt64
     }
@@ -28,8 +28,10 @@ struct RedisConnectionStateMachine<Call> {
 
     private var state: State = .active
     private var pending = CircularBuffer<Pending>(initialCapacity: 16)
-    private var nextID: UInt64 = 0
     private var repliesSeen: UInt64 = 0
+    /// When the handler's one deadline timer fires; nil when none is armed. A call answered in
+    /// time leaves it be: the timer then finds nothing due and re-arms for what still waits.
+    private var timerDeadline: NIODeadline?
     /// Whether replies that answer no call are pub/sub messages (a subscriber connection) rather
     /// than a broken protocol.
     private let acceptsPushes: Bool
@@ -47,22 +49,24 @@ struct RedisConnectionStateMachine<Call> {
     var waitingCount: Int { pending.count }
 
     enum SendAction {
-        /// Write the commands; `id` names the call for its deadline.
-        case write(id: UInt64)
+        /// Write the commands. `checkDeadlineAt` is set when this call's deadline is earlier
+        /// than every other waiting call's: (re)arm the one timer for it.
+        case write(checkDeadlineAt: NIODeadline?)
         /// The connection is closed: answer the call with this error, write nothing.
         case fail(RedisError)
     }
 
-    /// A call of `replies` commands is about to be written.
-    mutating func send(_ call: Call, replies: Int) -> SendAction {
+    /// A call of `replies` commands, answered by `deadline` at the latest, is about to be written.
+    mutating func send(_ call: Call, replies: Int, deadline: NIODeadline) -> SendAction {
         precondition(replies > 0, "a Redis call sends at least one command")
         switch state {
         case .closed(let error):
             return .fail(error)
         case .active:
-            nextID &+= 1
-            pending.append(Pending(id: nextID, call: call, remaining: replies, replies: [], repliesSeenAtSend: repliesSeen))
-            return .write(id: nextID)
+            pending.append(Pending(call: call, remaining: replies, replies: [], deadline: deadline, repliesSeenAtSend: repliesSeen))
+            if let armed = timerDeadline, armed <= deadline { return .write(checkDeadlineAt: nil) }
+            timerDeadline = deadline
+            return .write(checkDeadlineAt: deadline)
         }
     }
 
@@ -93,25 +97,37 @@ struct RedisConnectionStateMachine<Call> {
         return .succeed(call, done.replies)
     }
 
-    enum TimeoutAction {
-        /// Already answered.
-        case none
-        /// Answer the call with ``RedisError/timedOut``; the connection stays (replies still flow).
-        case fail(Call)
-        /// Answer the call with ``RedisError/timedOut`` and close the connection: not one reply
-        /// came since the call was sent, so Redis is stalled or gone, not merely busy.
-        case failAndClose(Call, failing: [Call])
+    enum DeadlineAction {
+        /// Answer these calls with ``RedisError/timedOut``; the connection stays (replies still
+        /// flow). Check again at `next`, the earliest deadline still waiting, if any.
+        case fail([Call], next: NIODeadline?)
+        /// Answer `expired` with ``RedisError/timedOut``, close the connection and fail
+        /// `failing` too: not one reply came during a whole call's wait, so Redis is stalled or
+        /// gone, not merely busy.
+        case failAndClose(expired: [Call], failing: [Call])
     }
 
-    mutating func timeOut(id: UInt64) -> TimeoutAction {
-        guard case .active = state else { return .none }
-        guard let index = pending.firstIndex(where: { $0.id == id }), let call = pending[index].call else { return .none }
-        pending[index].call = nil
-        pending[index].replies = []
-        if repliesSeen == pending[index].repliesSeenAtSend {
-            return .failAndClose(call, failing: close(.timedOut))
+    /// The time is `now`: calls whose deadline has passed are answered.
+    mutating func deadlinesPassed(now: NIODeadline) -> DeadlineAction {
+        timerDeadline = nil
+        guard case .active = state else { return .fail([], next: nil) }
+        var expired: [Call] = []
+        var stalled = false
+        var next: NIODeadline?
+        for index in pending.indices {
+            guard let call = pending[index].call else { continue }
+            if pending[index].deadline <= now {
+                expired.append(call)
+                pending[index].call = nil
+                pending[index].replies = []
+                if repliesSeen == pending[index].repliesSeenAtSend { stalled = true }
+            } else if next.map({ pending[index].deadline < $0 }) ?? true {
+                next = pending[index].deadline
+            }
         }
-        return .fail(call)
+        if stalled { return .failAndClose(expired: expired, failing: close(.timedOut)) }
+        timerDeadline = next
+        return .fail(expired, next: next)
     }
 
     /// The connection is closing (or closed): every call still waiting is answered with `error`.

@@ -48,10 +48,7 @@ public struct RedisKeys: Sendable {
     public var events: String { prefix + "events" }
 
     static func hex(_ text: String) -> String {
-        text.utf8.map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        Hex.string(text.utf8)
     }
 }
 
@@ -100,21 +97,24 @@ public enum RedisScripts {
           end
         end
         local sep = '\31'
+        -- HINCRBY answers the new total, so a record needs no HGET to read it back; the keys'
+        -- expiry is set by the first record of the day (and kept for history after that).
+        local daySpent, monthSpent, firstOfDay
         if cached then
-          redis.call('HINCRBY', day, 'cn', 1)
+          firstOfDay = redis.call('HINCRBY', day, 'cn', 1) == 1
           redis.call('HINCRBY', day, 'savedCache', cost)
           for i = 18, #ARGV do
             redis.call('HINCRBY', day, ARGV[i] .. sep .. 'cn', 1)
             redis.call('HINCRBY', day, ARGV[i] .. sep .. 'saved', cost)
           end
         else
-          redis.call('HINCRBY', day, 'spent', cost)
-          redis.call('HINCRBY', day, 'n', 1)
+          daySpent = redis.call('HINCRBY', day, 'spent', cost)
+          firstOfDay = redis.call('HINCRBY', day, 'n', 1) == 1
           redis.call('HINCRBY', day, 'in', ARGV[12])
           redis.call('HINCRBY', day, 'out', ARGV[13])
           redis.call('HINCRBY', day, 'cin', ARGV[14])
           redis.call('HINCRBY', day, 'savedRouting', ARGV[15])
-          redis.call('HINCRBY', month, 'spent', cost)
+          monthSpent = redis.call('HINCRBY', month, 'spent', cost)
           for i = 18, #ARGV do
             redis.call('HINCRBY', day, ARGV[i] .. sep .. 'cost', cost)
             redis.call('HINCRBY', day, ARGV[i] .. sep .. 'n', 1)
@@ -122,10 +122,14 @@ public enum RedisScripts {
             redis.call('HINCRBY', day, ARGV[i] .. sep .. 'out', ARGV[13])
           end
         end
-        redis.call('EXPIRE', day, ARGV[4])
-        redis.call('EXPIRE', month, ARGV[5])
-        local daySpent = tonumber(redis.call('HGET', day, 'spent') or '0')
-        local monthSpent = tonumber(redis.call('HGET', month, 'spent') or '0')
+        if firstOfDay then
+          redis.call('EXPIRE', day, ARGV[4])
+          redis.call('EXPIRE', month, ARGV[5])
+        end
+        if cached then
+          daySpent = tonumber(redis.call('HGET', day, 'spent') or '0')
+          monthSpent = tonumber(redis.call('HGET', month, 'spent') or '0')
+        end
         local alerts = {}
         local checks = {{4, 6, daySpent, 'day:warning'}, {5, 7, daySpent, 'day:exceeded'},
                         {6, 8, monthSpent, 'month:warning'}, {7, 9, monthSpent, 'month:exceeded'}}

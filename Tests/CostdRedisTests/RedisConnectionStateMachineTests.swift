@@ -1,3 +1,4 @@
+import NIOCore
 import Testing
 
 @testable import CostdRedis
@@ -6,9 +7,13 @@ import Testing
 struct RedisConnectionStateMachineTests {
     typealias Machine = RedisConnectionStateMachine<String>
 
+    static func at(_ millis: Int64) -> NIODeadline { .uptimeNanoseconds(UInt64(millis) * 1_000_000) }
+
     @Test func repliesAnswerCallsInOrderAcrossPipelinedCalls() {
         var machine = Machine()
-        guard case .write = machine.send("a", replies: 2), case .write = machine.send("b", replies: 1) else {
+        guard case .write = machine.send("a", replies: 2, deadline: Self.at(50)),
+            case .write = machine.send("b", replies: 1, deadline: Self.at(50))
+        else {
             Issue.record("an open connection must write")
             return
         }
@@ -31,69 +36,87 @@ struct RedisConnectionStateMachineTests {
         #expect(machine.waitingCount == 0)
     }
 
-    @Test func aTimedOutCallsLateReplyIsDroppedNotGivenToTheNextCall() {
+    @Test func oneTimerIsArmedForTheEarliestDeadlineOnly() {
         var machine = Machine()
-        guard case .write = machine.send("earlier", replies: 1), case .write(let slow) = machine.send("slow", replies: 1),
-            case .write = machine.send("next", replies: 1)
+        guard case .write(let first) = machine.send("a", replies: 1, deadline: Self.at(50)),
+            case .write(let later) = machine.send("b", replies: 1, deadline: Self.at(1_000)),
+            case .write(let earlier) = machine.send("c", replies: 1, deadline: Self.at(20))
         else {
             Issue.record("an open connection must write")
             return
         }
+        #expect(first == Self.at(50))
+        #expect(later == nil, "a later deadline needs no new timer")
+        #expect(earlier == Self.at(20), "an earlier deadline re-arms the timer")
+    }
+
+    @Test func aTimedOutCallsLateReplyIsDroppedNotGivenToTheNextCall() {
+        var machine = Machine()
+        _ = machine.send("earlier", replies: 1, deadline: Self.at(1_000))
+        _ = machine.send("slow", replies: 1, deadline: Self.at(50))
+        _ = machine.send("next", replies: 1, deadline: Self.at(1_000))
         // A reply arrived after "slow" was sent (the earlier call's), so Redis is busy, not stalled.
         guard case .succeed("earlier", _) = machine.receive(.null) else {
             Issue.record("the first reply is the earlier call's")
             return
         }
-        guard case .fail(let failed) = machine.timeOut(id: slow) else {
+        guard case .fail(let failed, let next) = machine.deadlinesPassed(now: Self.at(50)) else {
             Issue.record("a call past its deadline fails, and the connection stays")
             return
         }
-        #expect(failed == "slow")
+        #expect(failed == ["slow"])
+        #expect(next == Self.at(1_000), "the timer re-arms for what still waits")
         guard case .none = machine.receive(.string(Array("late".utf8))) else {
             Issue.record("the late reply belongs to the abandoned call")
             return
         }
-        guard case .succeed(let next, let replies) = machine.receive(.string(Array("mine".utf8))) else {
+        guard case .succeed(let call, let replies) = machine.receive(.string(Array("mine".utf8))) else {
             Issue.record("the next reply is the next call's")
             return
         }
-        #expect(next == "next")
+        #expect(call == "next")
         #expect(replies == [.string(Array("mine".utf8))])
     }
 
     @Test func aCallThatSawNoReplyAtAllClosesTheConnection() {
         var machine = Machine()
-        guard case .write(let first) = machine.send("first", replies: 1), case .write = machine.send("second", replies: 1) else {
-            Issue.record("an open connection must write")
-            return
-        }
-        guard case .failAndClose(let failed, let others) = machine.timeOut(id: first) else {
+        _ = machine.send("first", replies: 1, deadline: Self.at(50))
+        _ = machine.send("second", replies: 1, deadline: Self.at(1_000))
+        guard case .failAndClose(let expired, let others) = machine.deadlinesPassed(now: Self.at(60)) else {
             Issue.record("no reply during a whole deadline means Redis is stalled")
             return
         }
-        #expect(failed == "first")
+        #expect(expired == ["first"])
         #expect(others == ["second"])
         #expect(machine.isClosed)
-        guard case .fail(.timedOut) = machine.send("third", replies: 1) else {
+        guard case .fail(.timedOut) = machine.send("third", replies: 1, deadline: Self.at(2_000)) else {
             Issue.record("a closed connection refuses new calls with its reason")
             return
         }
     }
 
-    @Test func timingOutAnAnsweredCallDoesNothing() {
+    @Test func nothingIsDueBeforeTheDeadlineOrAfterTheAnswer() {
         var machine = Machine()
-        guard case .write(let id) = machine.send("a", replies: 1) else { return }
+        _ = machine.send("a", replies: 1, deadline: Self.at(50))
+        guard case .fail(let early, let next) = machine.deadlinesPassed(now: Self.at(49)) else {
+            Issue.record("nothing is due yet")
+            return
+        }
+        #expect(early.isEmpty)
+        #expect(next == Self.at(50))
         _ = machine.receive(.integer(7))
-        guard case .none = machine.timeOut(id: id) else {
+        guard case .fail(let late, let none) = machine.deadlinesPassed(now: Self.at(50)) else {
             Issue.record("an answered call has no deadline left")
             return
         }
+        #expect(late.isEmpty)
+        #expect(none == nil)
         #expect(!machine.isClosed)
     }
 
     @Test func aReplyNobodyAskedForClosesACommandConnection() {
         var machine = Machine()
-        guard case .write = machine.send("a", replies: 1) else { return }
+        guard case .write = machine.send("a", replies: 1, deadline: Self.at(50)) else { return }
         _ = machine.receive(.integer(1))
         guard case .close(let error, let failing) = machine.receive(.integer(2)) else {
             Issue.record("an unexpected reply is a broken protocol")
@@ -116,11 +139,11 @@ struct RedisConnectionStateMachineTests {
 
     @Test func closingFailsEveryWaitingCallOnceAndRefusesNewOnes() {
         var machine = Machine()
-        _ = machine.send("a", replies: 1)
-        _ = machine.send("b", replies: 3)
+        _ = machine.send("a", replies: 1, deadline: Self.at(50))
+        _ = machine.send("b", replies: 3, deadline: Self.at(50))
         #expect(machine.close(.connection("gone")) == ["a", "b"])
         #expect(machine.close(.connection("again")).isEmpty)
-        guard case .fail(.connection("gone")) = machine.send("c", replies: 1) else {
+        guard case .fail(.connection("gone")) = machine.send("c", replies: 1, deadline: Self.at(50)) else {
             Issue.record("a closed connection refuses new calls")
             return
         }

@@ -62,11 +62,8 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
 
     /// The digest as 64 lowercase hex digits (how it appears in Redis keys and in responses).
     public var hex: String {
-        func pad(_ word: UInt64) -> String {
-            let text = String(word, radix: 16)
-            return String(repeating: "0", count: 16 - text.count) + text
-        }
-        return pad(words.0) + pad(words.1) + pad(words.2) + pad(words.3)
+        let bigEndian = (words.0.bigEndian, words.1.bigEndian, words.2.bigEndian, words.3.bigEndian)
+        return withUnsafeBytes(of: bigEndian) { Hex.string($0) }
     }
 
     public var description: String { hex }

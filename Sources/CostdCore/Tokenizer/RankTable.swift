@@ -318,9 +318,6 @@ enum Base64 {
 /// SHA-256 of a vocabulary file, to check it against tiktoken's expected hash.
 enum VocabularyHash {
     static func hexDigest(_ data: [UInt8]) -> String {
-        Crypto.SHA256.hash(data: data).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        Hex.string(Array(Crypto.SHA256.hash(data: data)))
     }
 }
