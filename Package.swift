@@ -168,7 +168,14 @@ let package = Package(
         ),
         .testTarget(
             name: "CostdServerTests",
-            dependencies: ["CostdServer"],
+            dependencies: [
+                "CostdServer",
+                "CostdCore",
+                "CostdProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,0 +1,107 @@
+import NIOCore
+import Testing
+
+@testable import CostdServer
+
+@Suite("RPC connection state machine")
+struct RPCConnectionStateMachineTests {
+    typealias Machine = RPCConnectionStateMachine
+    static let limits = Machine.Limits(maxInFlight: 2, idleTimeout: .seconds(300), partialFrameTimeout: .seconds(10))
+
+    static func at(_ seconds: Int64) -> NIODeadline { .uptimeNanoseconds(UInt64(seconds) * 1_000_000_000) }
+
+    @Test func framesStopAndReadsAreHeldAtTheInFlightLimitThenResume() {
+        var machine = Machine(limits: Self.limits, now: Self.at(0))
+        machine.callDeferred()
+        #expect(machine.mayTakeFrame)
+        machine.callDeferred()
+        #expect(!machine.mayTakeFrame, "two calls wait: no third is taken")
+        let read = machine.readRequested(writable: true)
+        #expect(read == .hold)
+        let delivered = machine.deferredAnswered()
+        #expect(delivered)
+        #expect(machine.mayTakeFrame)
+        let resumed = machine.mayResumeReading(writable: true)
+        let resumedAgain = machine.mayResumeReading(writable: true)
+        #expect(resumed, "the held read goes ahead once a call is answered")
+        #expect(!resumedAgain, "and only once")
+    }
+
+    @Test func aSocketThatTakesNoOutputHoldsReads() {
+        var machine = Machine(limits: Self.limits, now: Self.at(0))
+        let read = machine.readRequested(writable: false)
+        let resumedUnwritable = machine.mayResumeReading(writable: false)
+        let resumedWritable = machine.mayResumeReading(writable: true)
+        let readAgain = machine.readRequested(writable: true)
+        #expect(read == .hold)
+        #expect(!resumedUnwritable)
+        #expect(resumedWritable)
+        #expect(readAgain == .read)
+    }
+
+    @Test func aHalfSentFrameIsTimedFromTheLastWholeOne() {
+        var machine = Machine(limits: Self.limits, now: Self.at(0))
+        _ = machine.bytesReceived(now: Self.at(1))
+        machine.framesTaken(bytesWaiting: true, now: Self.at(1))
+        let early = machine.timerFired(now: Self.at(10), bytesBuffered: true)
+        #expect(early == .checkAgain(in: .seconds(5)))
+        // A whole frame at 8 s restarts the clock for the rest.
+        machine.frameTaken()
+        machine.framesTaken(bytesWaiting: true, now: Self.at(8))
+        let notYet = machine.timerFired(now: Self.at(17), bytesBuffered: true)
+        let due = machine.timerFired(now: Self.at(18), bytesBuffered: true)
+        let after = machine.bytesReceived(now: Self.at(19))
+        #expect(notYet == .checkAgain(in: .seconds(5)))
+        #expect(due == .close(reason: "a frame stayed half-sent for 10 s"))
+        #expect(machine.state == .closing)
+        #expect(!after, "bytes after closing are dropped")
+    }
+
+    @Test func framesHeldBackByBackPressureAreNotTheClientsFault() {
+        var machine = Machine(limits: Self.limits, now: Self.at(0))
+        machine.callDeferred()
+        machine.callDeferred()
+        machine.framesTaken(bytesWaiting: true, now: Self.at(0))
+        let later = machine.timerFired(now: Self.at(60), bytesBuffered: true)
+        #expect(later == .checkAgain(in: .seconds(5)))
+    }
+
+    @Test func anIdleConnectionClosesButNotOneWaitingForAnAnswer() {
+        var machine = Machine(limits: Self.limits, now: Self.at(0))
+        machine.callDeferred()
+        let waiting = machine.timerFired(now: Self.at(400), bytesBuffered: false)
+        _ = machine.deferredAnswered()
+        let idle = machine.timerFired(now: Self.at(400), bytesBuffered: false)
+        let afterwards = machine.timerFired(now: Self.at(401), bytesBuffered: false)
+        #expect(waiting == .checkAgain(in: .seconds(5)))
+        #expect(idle == .close(reason: "idle"))
+        #expect(afterwards == .stop)
+    }
+
+    @Test func drainingAnswersWhatWasReceivedThenCloses() {
+        var machine = Machine(limits: Self.limits, now: Self.at(0))
+        machine.callDeferred()
+        let drained = machine.drain()
+        let read = machine.readRequested(writable: true)
+        #expect(drained == .none, "a call is still waiting")
+        #expect(read == .hold, "no more reads once draining")
+        #expect(machine.mayTakeFrame, "frames already received are still answered")
+        let delivered = machine.deferredAnswered()
+        let closing = machine.closeIfDrained()
+        #expect(delivered)
+        #expect(closing == .closeAfterWrites)
+        #expect(machine.state == .closing)
+    }
+
+    @Test func anOversizeFrameClosesAfterItsAnswerAndLaterAnswersAreDropped() {
+        var machine = Machine(limits: Self.limits, now: Self.at(0))
+        machine.callDeferred()
+        let tooLarge = machine.frameTooLarge()
+        #expect(tooLarge == .closeAfterWrites)
+        #expect(!machine.mayTakeFrame)
+        let delivered = machine.deferredAnswered()
+        let failedLater = machine.failed("late error")
+        #expect(!delivered, "an answer after closing is dropped")
+        #expect(failedLater == .none, "closing happens once")
+    }
+}
