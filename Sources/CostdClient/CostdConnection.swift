@@ -57,6 +57,13 @@ public final class CostdConnection: @unchecked Sendable {
     }
 
     /// Half-closes: no more requests, but answers can still be read.
+    /// Bytes received and not yet read (FIONREAD): what the daemon has sent so far.
+    public var unreadBytes: Int {
+        var count: Int32 = 0
+        guard fd >= 0, ioctl(fd, UInt(FIONREAD), &count) == 0 else { return 0 }
+        return Int(count)
+    }
+
     public func shutdownWrite() {
         if fd >= 0 { Glibc.shutdown(fd, Int32(SHUT_WR)) }
     }

@@ -16,7 +16,7 @@ import Testing
                 }
             }
             thread.start()
-            usleep(200_000)
+            #expect(try eventually { try holder.call("report")["cache"]?["waiting"]?.int == 2 })
             #expect(try holder.call("cacheSet", ["model": "m", "prompt": "p", "value": 42, "lease": lease])["leaseHeld"] == true)
             #expect(eventually { answers.values.count == 2 })
             #expect(answers.values.allSatisfy { $0["layer"] == "fill" && $0["value"] == 42 })

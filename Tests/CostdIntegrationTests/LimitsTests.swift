@@ -32,29 +32,11 @@ import Glibc
             let connection = try daemon.connect()
             try connection.send(Array(#"{"jsonrpc":"2.0","id":1,"method":"cacheGet","params":{"model":"m","prompt":"p"}}"#.utf8))
             connection.shutdownWrite()
-            usleep(500_000)
+            // Read late: only once the daemon has filled the socket and queued the rest.
+            #expect(eventually { connection.unreadBytes >= 64 << 10 })
             let answer = try JSONParser.parse(try #require(try connection.receiveFrame()))
             #expect(answer["result"]?["value"]?.stringValue?.utf8.count == value.utf8.count)
             #expect(try connection.receiveFrame() == nil)
-        }
-    }
-
-    /// A client whose stream always ends mid-frame, but that keeps completing frames, is busy,
-    /// not stalled: the half-sent timeout counts from the last whole frame.
-    @Test func aBusyClientIsNotTakenForAStalledOne() throws {
-        let daemon = TestDaemon()
-        defer { daemon.cleanUp() }
-        try daemon.start(extraArguments: ["--config", daemon.writeFile("costd.toml", "[limits]\npartial_frame_timeout = 1\n")])
-        let connection = try daemon.connect()
-        let body = Array(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#.utf8)
-        let frame = [0, 0, 0, UInt8(body.count)] + body
-        let half = frame.count / 2
-        try connection.sendRaw(Array(frame[..<half]))
-        // 30 rounds of 100 ms: three times the timeout, never a whole number of frames buffered.
-        for _ in 0..<30 {
-            usleep(100_000)
-            try connection.sendRaw(Array(frame[half...]) + Array(frame[..<half]))
-            #expect(try connection.receiveJSON()["result"]?["pong"] == true)
         }
     }
 

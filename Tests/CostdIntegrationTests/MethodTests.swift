@@ -190,16 +190,14 @@ import Testing
 
 /// The L1 cache of the embedded default: entries expire at their TTL, and the byte bound holds.
 @Suite(.timeLimit(.minutes(2))) struct EmbeddedCacheTests {
-    @Test func entriesExpireAtTheirTTL() throws {
+    /// Expiry itself is tested on a manual clock (`RPCConnectionHandlerTests`); here, that the
+    /// daemon takes and bounds the TTLs it is given.
+    @Test func ttlsAreTakenAndBounded() throws {
         try withDaemon { (daemon: TestDaemon) throws in
             let connection = try daemon.connect()
             let stored = try connection.call("cacheSet", ["model": "m", "prompt": "short", "value": 1, "ttl": .number(JSONNumber(validatedLiteral: "0.3"))])
             #expect(stored["ttl"]?.numberValue?.double == 0.3)
-            _ = try connection.call("cacheSet", ["model": "m", "prompt": "long", "value": 2])
             #expect(try connection.call("cacheGet", ["model": "m", "prompt": "short"])["hit"] == true)
-            usleep(400_000)
-            #expect(try connection.call("cacheGet", ["model": "m", "prompt": "short"])["hit"] == false)
-            #expect(try connection.call("cacheGet", ["model": "m", "prompt": "long"])["hit"] == true)
             #expect(rpcErrorCode { try connection.call("cacheSet", ["model": "m", "prompt": "p", "value": 1, "ttl": 0]) } == -32602)
             #expect(rpcErrorCode { try connection.call("cacheSet", ["model": "m", "prompt": "p", "value": 1, "ttl": 999_999_999]) } == -32602)
         }

@@ -130,7 +130,9 @@ func eventually(_ seconds: Double = 10, _ condition: () throws -> Bool) rethrows
             let acknowledged = Counter()
             let backlogged = Counter()
             let stop = Counter()
+            let finished = Counter()
             let writers = Thread {
+                defer { finished.add(1) }
                 try? runConcurrently(4) { index in
                     let connection = try pair[index % 2].connect()
                     while stop.value == 0 {
@@ -148,7 +150,7 @@ func eventually(_ seconds: Double = 10, _ condition: () throws -> Bool) rethrows
             let before = acknowledged.value
             #expect(eventually { acknowledged.value > before + 200 })
             stop.add(1)
-            usleep(300_000)
+            #expect(eventually { finished.value == 1 })
             let expected = Money(usd: "0.001")! * Int64(acknowledged.value)
             #expect(try eventually(20) {
                 try pair.allSatisfy { try $0.call("ping")["redis"]?["backlog"]?.int == 0 }
@@ -238,8 +240,9 @@ func eventually(_ seconds: Double = 10, _ condition: () throws -> Bool) rethrows
             _ = try a.call("cacheSet", ["model": "m", "prompt": "p", "value": "v", "ttl": .number(JSONNumber(validatedLiteral: "0.8"))])
             #expect(try b.call("cacheGet", ["model": "m", "prompt": "p"])["layer"] == "l2")
             #expect(try b.call("cacheGet", ["model": "m", "prompt": "p"])["layer"] == "l1")
-            usleep(900_000)
-            #expect(try b.call("cacheGet", ["model": "m", "prompt": "p"])["hit"] == false)
+            // Redis expires the key on its own clock: wait for it (and for b's L1, which was
+            // given the key's remaining TTL).
+            #expect(try eventually(5) { try b.call("cacheGet", ["model": "m", "prompt": "p"])["hit"] == false })
             #expect(try a.call("cacheGet", ["model": "m", "prompt": "p"])["hit"] == false)
         }
     }
@@ -261,7 +264,7 @@ func eventually(_ seconds: Double = 10, _ condition: () throws -> Bool) rethrows
                 }
             }
             waiters.start()
-            usleep(300_000)
+            #expect(try eventually { try pair[1].call("report")["cache"]?["waiting"]?.int == 3 })
             let filled = try holder.call("cacheSet", ["model": "m", "prompt": "expensive", "value": "answer", "lease": lease])
             #expect(filled["leaseHeld"] == true)
             #expect(eventually { answers.values.count == 3 })
@@ -284,7 +287,7 @@ func eventually(_ seconds: Double = 10, _ condition: () throws -> Bool) rethrows
             let waiter = Collector<JSONValue>()
             let thread = Thread { waiter.add((try? b.call("cacheGet", ["model": "m", "prompt": "x", "lease": true, "waitMs": 20_000])) ?? nil) }
             thread.start()
-            usleep(200_000)
+            #expect(try eventually { try pair[1].call("report")["cache"]?["waiting"]?.int == 1 })
             #expect(try a.call("cacheRelease", ["model": "m", "prompt": "x", "lease": lease])["released"] == true)
             #expect(eventually(5) { waiter.values.count == 1 })
             #expect(waiter.values.first?["lease"]?.stringValue != nil)

@@ -122,9 +122,8 @@ import Glibc
             sent.add(1)
         }
         reader.start()
-        while acknowledgedInFlight.value < 50 { usleep(1_000) }
+        #expect(eventually { acknowledgedInFlight.value >= 50 })
         daemon.killHard()
-        usleep(100_000)
         try daemon.start()
         let total = try #require(try daemon.call("report")["totalCostUsd"]?.money)
         let floor = unit * Int64(workers * perWorker + acknowledgedInFlight.value)

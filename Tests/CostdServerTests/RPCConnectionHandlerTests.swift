@@ -28,13 +28,13 @@ struct RPCConnectionHandlerTests {
         let reads = ReadCounter()
         let directory: String
 
-        init(_ configure: (inout ServerLimits) -> Void = { _ in }) throws {
+        init(clock: CostdClock = .system, _ configure: (inout ServerLimits) -> Void = { _ in }) throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("costd-handler-\(UUID().uuidString)").path
             let logger = Logger(label: "test")
             let ledger = try SpendLedger(directory: directory, settings: LedgerSettings(), logger: logger)
             engine = try CostdEngine(
                 rules: try Rules.load(Configuration()), ledger: ledger, redis: nil,
-                tokenizers: Tokenizers(dataDirectory: nil, logger: logger), logger: logger
+                tokenizers: Tokenizers(dataDirectory: nil, logger: logger), clock: clock, logger: logger
             )
             var limits = ServerLimits()
             configure(&limits)
@@ -169,5 +169,45 @@ struct RPCConnectionHandlerTests {
         #expect(connection.channel.isActive, "it spoke 50 s ago")
         connection.loop.advanceTime(by: .seconds(40))
         #expect(!connection.channel.isActive, "silent for 60 s and more")
+    }
+
+    @Test func cacheEntriesExpireAtTheirTTLOnTheEnginesClock() throws {
+        let time = ManualClock(wallMillis: 1_796_000_000_000)
+        let connection = try Connection(clock: time.clock)
+        try connection.send(
+            Self.call(1, "cacheSet", #"{"model":"m","prompt":"short","value":1,"ttl":0.3}"#),
+            Self.call(2, "cacheSet", #"{"model":"m","prompt":"long","value":2}"#)
+        )
+        time.advance(millis: 299)
+        try connection.send(Self.call(3, "cacheGet", #"{"model":"m","prompt":"short"}"#))
+        time.advance(millis: 1)
+        try connection.send(
+            Self.call(4, "cacheGet", #"{"model":"m","prompt":"short"}"#), Self.call(5, "cacheGet", #"{"model":"m","prompt":"long"}"#)
+        )
+        let bodies = try connection.writes().flatMap { $0 }
+        #expect(bodies.count == 5)
+        #expect(bodies[2].contains(#""hit":true"#), "299 ms into a 300 ms TTL")
+        #expect(bodies[3].contains(#""hit":false"#), "300 ms: expired")
+        #expect(bodies[4].contains(#""hit":true"#))
+    }
+
+    /// A client whose stream always ends mid-frame, but that keeps completing frames, is busy,
+    /// not stalled: the half-sent timeout counts from the last whole frame.
+    @Test func aBusyClientIsNotTakenForAStalledOne() throws {
+        let connection = try Connection { $0.partialFrameTimeoutSeconds = 2 }
+        let frame = Connection.frames([Self.call(1, "ping")])
+        let half = frame.readableBytes / 2
+        try connection.send(bytes: frame.getSlice(at: 0, length: half)!)
+        // Three times the timeout, one second at a time, never a whole number of frames buffered.
+        for _ in 0..<6 {
+            connection.loop.advanceTime(by: .seconds(1))
+            var next = frame.getSlice(at: half, length: frame.readableBytes - half)!
+            next.writeImmutableBuffer(frame.getSlice(at: 0, length: half)!)
+            try connection.send(bytes: next)
+            #expect(connection.channel.isActive)
+        }
+        #expect(try connection.writes().flatMap { $0 }.count == 6)
+        connection.loop.advanceTime(by: .seconds(3))
+        #expect(!connection.channel.isActive, "once it stops, the half frame times out")
     }
 }

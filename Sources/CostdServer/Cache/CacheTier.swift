@@ -41,27 +41,39 @@ final class CacheTier: Sendable {
     private let redis: RedisClient?
     private let keys: RedisKeys?
     private let cacheTimeoutMillis: Int64
-    private let leaseTTLMillis: Int64
+    /// `cache.lease_ttl`, from the current rules (a reload changes it).
+    private let currentLeaseTTLMillis: Atomic<Int64>
+    private let clock: CostdClock
     private let logger: Logger
     private let origin = UUID().uuidString.prefix(8).lowercased()
 
-    init(l1: L1Cache, redis: RedisClient?, leaseTTLSeconds: Int64, logger: Logger) {
+    init(l1: L1Cache, redis: RedisClient?, leaseTTLSeconds: Int64, clock: CostdClock, logger: Logger) {
         self.l1 = l1
         self.redis = redis
         self.keys = redis.map { RedisKeys(prefix: $0.settings.keyPrefix) }
         self.cacheTimeoutMillis = redis?.settings.cacheTimeoutMillis ?? 50
-        self.leaseTTLMillis = leaseTTLSeconds * 1000
+        self.currentLeaseTTLMillis = Atomic(leaseTTLSeconds * 1000)
+        self.clock = clock
         self.logger = logger
+    }
+
+    private var leaseTTLMillis: Int64 { currentLeaseTTLMillis.load(ordering: .relaxed) }
+
+    /// A reload's `cache.lease_ttl`.
+    func setLeaseTTL(seconds: Int64) {
+        currentLeaseTTLMillis.store(seconds * 1000, ordering: .relaxed)
     }
 
     var hasRedis: Bool { redis != nil }
     private var redisUp: Bool { redis?.isAvailable ?? false }
 
-    static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
+    /// Monotonic nanoseconds of the one clock: entry expiry, leases, waits.
+    private var now: UInt64 { clock.monotonicNanos }
+    private var nowDeadline: NIODeadline { .uptimeNanoseconds(clock.monotonicNanos) }
 
     /// The L1 value, counted as an L1 hit when found.
     func l1Value(_ key: CacheKey, model: String, namespace: String) -> [UInt8]? {
-        guard let entry = l1.get(key, now: CacheTier.now()) else { return nil }
+        guard let entry = l1.get(key, now: self.now) else { return nil }
         counters.count(.l1Hit, model: model, namespace: namespace)
         return entry.value
     }
@@ -80,7 +92,7 @@ final class CacheTier: Sendable {
     func lookup(
         _ key: CacheKey, model: String, namespace: String, lease: Bool, waitMillis: Int64, on eventLoop: any EventLoop
     ) -> EventLoopFuture<CacheLookup> {
-        let deadline = NIODeadline.now() + .milliseconds(waitMillis)
+        let deadline = self.nowDeadline + .milliseconds(waitMillis)
         let result: EventLoopFuture<CacheLookup>
         if lease {
             result = acquire(key, namespace: namespace, deadline: deadline, attempts: 3, on: eventLoop)
@@ -113,7 +125,7 @@ final class CacheTier: Sendable {
     private func fillL1(_ key: CacheKey, value: [UInt8], namespace: String, pttl: Int64) {
         // PTTL is -1 for a key without expiry, -2 when it vanished in between: keep it out of L1 then.
         guard pttl > 0 || pttl == -1 else { return }
-        let now = CacheTier.now()
+        let now = self.now
         let ttl = pttl > 0 ? UInt64(pttl) : UInt64(leaseTTLMillis)
         l1.set(key, value: value, namespace: namespace, expiresAt: now + ttl * 1_000_000, now: now)
     }
@@ -152,7 +164,7 @@ final class CacheTier: Sendable {
             case .held: return self.waitForFill(key, namespace: namespace, deadline: deadline, attempts: attempts, on: eventLoop)
             case .unavailable:
                 // Without Redis (or with Redis down) single-flight still works within this daemon.
-                let now = CacheTier.now()
+                let now = self.now
                 if let entry = self.l1.get(key, now: now) {
                     return eventLoop.makeSucceededFuture(.hit(value: entry.value, layer: .l1))
                 }
@@ -177,12 +189,12 @@ final class CacheTier: Sendable {
     private func waitForFill(
         _ key: CacheKey, namespace: String, deadline: NIODeadline, attempts: Int, on eventLoop: any EventLoop
     ) -> EventLoopFuture<CacheLookup> {
-        let remaining = deadline - NIODeadline.now()
+        let remaining = deadline - self.nowDeadline
         guard attempts > 0, remaining > .zero else { return eventLoop.makeSucceededFuture(.miss(lease: nil)) }
         return waiters.wait(for: key, timeoutMillis: max(1, remaining.nanoseconds / 1_000_000), on: eventLoop).flatMap { signal in
             switch signal {
             case .filled:
-                if let entry = self.l1.get(key, now: CacheTier.now()) {
+                if let entry = self.l1.get(key, now: self.now) {
                     return eventLoop.makeSucceededFuture(.hit(value: entry.value, layer: .fill))
                 }
                 return self.l2Get(key, namespace: namespace, on: eventLoop).flatMap { value in
@@ -193,7 +205,7 @@ final class CacheTier: Sendable {
                 return self.acquire(key, namespace: namespace, deadline: deadline, attempts: attempts - 1, on: eventLoop)
             case .timedOut:
                 // One last look: the value may be there, or the lease free (its holder crashed).
-                return self.acquire(key, namespace: namespace, deadline: NIODeadline.now(), attempts: 0, on: eventLoop)
+                return self.acquire(key, namespace: namespace, deadline: self.nowDeadline, attempts: 0, on: eventLoop)
             }
         }
     }
@@ -209,7 +221,7 @@ final class CacheTier: Sendable {
     func storeLocally(
         _ key: CacheKey, model: String, namespace: String, value: [UInt8], ttlMillis: Int64, lease: String?
     ) -> CacheStoreOutcome {
-        let now = CacheTier.now()
+        let now = self.now
         let storedInL1 = l1.set(key, value: value, namespace: namespace, expiresAt: now + UInt64(ttlMillis) * 1_000_000, now: now)
         counters.count(.set, model: model, namespace: namespace)
         var leaseHeld: Bool? = nil
@@ -248,7 +260,7 @@ final class CacheTier: Sendable {
 
     /// Gives a lease up so that a waiting caller can take it.
     func release(_ key: CacheKey, lease: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
-        let local = localLeases.withLock { $0.release(key, token: lease, now: CacheTier.now()) }
+        let local = localLeases.withLock { $0.release(key, token: lease, now: self.now) }
         waiters.signal(key, .released)
         guard let redis, let keys, redis.isAvailable else { return eventLoop.makeSucceededFuture(local) }
         return redis.evaluate(
@@ -335,7 +347,7 @@ final class CacheTier: Sendable {
     }
 
     func sweep() {
-        let now = CacheTier.now()
+        let now = self.now
         l1.removeExpired(now: now)
         localLeases.withLock { $0.removeExpired(now: now) }
     }

@@ -38,7 +38,9 @@ public final class CostdEngine: Sendable {
     let tokenizers: Tokenizers
     /// Prometheus metrics, when `--metrics-listen` is given.
     public let metrics: DaemonMetrics?
-    let startedAt = NIODeadline.now()
+    /// The one clock (see ``CostdClock``); the daemon's is the system's.
+    let clock: CostdClock
+    let startedAtNanos: UInt64
     private let recordIdCounter = Atomic<UInt64>(0)
     /// Calls answered since start (for the status line).
     let callsServed = Atomic<UInt64>(0)
@@ -49,8 +51,10 @@ public final class CostdEngine: Sendable {
     /// The embedded default, or Redis when `redis` is given (the ledger then keeps its backlog).
     public init(
         rules: Rules, ledger: SpendLedger, redis: RedisClient?, tokenizers: Tokenizers, metrics: DaemonMetrics? = nil,
-        logger: Logger
+        clock: CostdClock = .system, logger: Logger
     ) throws {
+        self.clock = clock
+        self.startedAtNanos = clock.monotonicNanos
         self.metrics = metrics
         self.tokenizers = tokenizers
         self.currentRules = Mutex(rules)
@@ -58,7 +62,7 @@ public final class CostdEngine: Sendable {
         let cacheSettings = rules.configuration.cache
         self.cache = CacheTier(
             l1: L1Cache(capacityBytes: cacheSettings.maxBytes), redis: redis, leaseTTLSeconds: cacheSettings.leaseTTLSeconds,
-            logger: logger
+            clock: clock, logger: logger
         )
         if let redis {
             self.store = RedisSpendStore(redis: redis, ledger: ledger, logger: logger)
@@ -77,20 +81,13 @@ public final class CostdEngine: Sendable {
         let newCalendar = try PeriodCalendar(timeZoneIdentifier: rules.configuration.timeZone)
         currentRules.withLock { $0 = rules }
         calendar.withLock { $0 = newCalendar }
+        cache.setLeaseTTL(seconds: rules.configuration.cache.leaseTTLSeconds)
     }
 
     // MARK: - Clocks
 
-    static func nowMillis() -> Int64 {
-        Int64(Date().timeIntervalSince1970 * 1000)
-    }
-
-    static func monotonicNanos() -> UInt64 {
-        NIODeadline.now().uptimeNanoseconds
-    }
-
     func today() -> String {
-        dayKey(unixMillis: CostdEngine.nowMillis())
+        dayKey(unixMillis: clock.nowMillis)
     }
 
     func dayKey(unixMillis: Int64) -> String {
@@ -128,7 +125,7 @@ public final class CostdEngine: Sendable {
     /// Expired entries out of L1; Redis upkeep (backlog replay, fleet counters, known spend).
     public func maintain(on eventLoop: any EventLoop) {
         let rules = self.rules
-        let now = CostdEngine.monotonicNanos()
+        let now = clock.monotonicNanos
         let interval = UInt64(rules.configuration.cache.sweepIntervalSeconds) * 1_000_000_000
         if now &- lastSweep.load(ordering: .relaxed) >= interval {
             lastSweep.store(now, ordering: .relaxed)

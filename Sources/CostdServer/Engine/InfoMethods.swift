@@ -11,7 +11,7 @@ extension CostdEngine {
         writer.beginObject()
         writer.field("pong", true)
         writer.field("version", CostdEngine.version)
-        writer.field("uptimeSeconds", Double((CostdEngine.monotonicNanos() - startedAt.uptimeNanoseconds) / 1_000_000) / 1000)
+        writer.field("uptimeSeconds", Double((clock.monotonicNanos - startedAtNanos) / 1_000_000) / 1000)
         writer.field("store", status.kind.rawValue)
         CostdEngine.writeStoreStatus(status, into: &writer)
         writer.endObject()
@@ -158,7 +158,8 @@ extension CostdEngine {
             ReportWriter.write(
                 ReportWriter.Input(
                     date: date, period: scope, periodKey: periodKey, stored: stored, budget: rules.budget.budget(for: scope),
-                    baselineModel: rules.configuration.baselineModel, l1: statistics, status: status
+                    baselineModel: rules.configuration.baselineModel, l1: statistics, status: status,
+                    waiting: self.cache.waiters.count
                 ),
                 to: &writer
             )
@@ -178,6 +179,8 @@ enum ReportWriter {
         var baselineModel: String
         var l1: L1Cache.Statistics
         var status: StoreStatus
+        /// Callers of this daemon waiting now for another's single-flight lease.
+        var waiting: Int
     }
 
     static func write(_ input: Input, to writer: inout JSONWriter) {
@@ -208,6 +211,7 @@ enum ReportWriter {
             writer.beginObject()
             totals.cache.total.write(to: &writer)
             writer.field("savedCalls", totals.cache.total.fillHits)
+            writer.field("waiting", input.waiting)
             writer.field("savedUsd", totals.savedByCache)
             writer.field("byModel") { writeCounters(totals.cache.byModel, &$0) }
             writer.field("byNamespace") { writeCounters(totals.cache.byNamespace, &$0) }

@@ -49,7 +49,7 @@ extension CostdEngine {
         if let clientRecordId, clientRecordId.isEmpty { throw .invalidParams("'recordId' must not be empty") }
         let reservation = try params.name("reservation")
 
-        let now = CostdEngine.nowMillis()
+        let now = clock.nowMillis
         let record = SpendRecord(
             recordId: clientRecordId ?? makeRecordId(),
             unixMillis: now,
@@ -114,7 +114,7 @@ extension CostdEngine {
     func takeReservation(amount: Money, ttlSeconds: Int64, rules: Rules, on eventLoop: any EventLoop)
         -> EventLoopFuture<ReservationGrant>
     {
-        let now = CostdEngine.nowMillis()
+        let now = clock.nowMillis
         let day = dayKey(unixMillis: now)
         let request = ReservationRequest(
             id: "rsv-" + CacheTier.makeToken(), amount: amount, day: day, month: PeriodCalendar.monthKey(ofDay: day),

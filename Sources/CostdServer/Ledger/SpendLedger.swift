@@ -86,7 +86,9 @@ public final class SpendLedger: Sendable {
     private let lockFD: Int32
     private let logger: Logger
 
-    public init(directory: String, settings: LedgerSettings, logger: Logger) throws {
+    /// `clock` dates the recovery (which remembered record ids have expired); records and
+    /// reservations carry their own times, from the engine's clock.
+    public init(directory: String, settings: LedgerSettings, clock: CostdClock = .system, logger: Logger) throws {
         self.directory = directory
         self.settings = settings
         self.logger = logger
@@ -102,7 +104,8 @@ public final class SpendLedger: Sendable {
         let logPath: String
         let size: Int64
         do {
-            (logPath, size) = try SpendLedger.recover(into: &state, directory: directory, settings: settings, logger: logger)
+            (logPath, size) = try SpendLedger.recover(
+                into: &state, directory: directory, settings: settings, nowMillis: clock.nowMillis, logger: logger)
         } catch {
             Glibc.close(lockFD)
             throw error
@@ -316,14 +319,6 @@ public final class SpendLedger: Sendable {
         }
     }
 
-    /// Compacts now (used at shutdown and by tests).
-    public func compact(nowMillis: Int64) {
-        let run = state.withLock { state -> (() -> Void)? in
-            state.compacting ? nil : compaction(&state, nowMillis: nowMillis)
-        }
-        run?()
-    }
-
     // MARK: - Recovery
 
     static func logPath(_ directory: String, _ generation: Int) -> String {
@@ -343,9 +338,8 @@ public final class SpendLedger: Sendable {
 
     /// Loads the snapshot and replays the logs after it; returns the log to append to.
     private static func recover(
-        into state: inout State, directory: String, settings: LedgerSettings, logger: Logger
+        into state: inout State, directory: String, settings: LedgerSettings, nowMillis: Int64, logger: Logger
     ) throws -> (String, Int64) {
-        let nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
         if let bytes = try FileIO.readAll(directory + "/snapshot.json") {
             try state.load(snapshot: try JSONParser.parse(bytes, limits: .unlimited), nowMillis: nowMillis)
         }

@@ -132,6 +132,10 @@ class CacheStats(TypedDict):
     l2Hits: int
     fillHits: int
     sets: int
+    #: Calls single-flight saved (callers served by another's fill).
+    savedCalls: int
+    #: Callers of this daemon waiting now for another's lease.
+    waiting: int
     savedUsd: float
     l1: L1Stats
 
