@@ -180,7 +180,19 @@ let package = Package(
         ),
         .testTarget(
             name: "CostdIntegrationTests",
-            dependencies: ["CostdCore", "CostdClient", "CostdPOSIX"],
+            dependencies: [
+                "CostdCore",
+                "CostdClient",
+                "CostdPOSIX",
+                // The store parity suite runs the engine in-process (on a manual clock) against
+                // the embedded store and a real redis-server.
+                "CostdServer",
+                "CostdProtocol",
+                "CostdRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
     ]

@@ -26,7 +26,6 @@ public final class RedisClient: Sendable {
     private let nextSlot = Atomic<Int>(0)
     private let health: RedisHealth
     private let scripts = Mutex<[String: String]>([:])
-    private let clock: CostdClock
 
     /// The connections that live on one event loop; `next` is touched on that loop only.
     private final class LoopConnections: @unchecked Sendable {
@@ -49,11 +48,10 @@ public final class RedisClient: Sendable {
     /// `onStateChange(true)` runs (on an event loop) when Redis becomes reachable, at start and
     /// after an outage; `false` when it is lost.
     public init(
-        settings: RedisSettings, group: any EventLoopGroup, clock: CostdClock = .system, logger: Logger,
+        settings: RedisSettings, group: any EventLoopGroup, logger: Logger,
         onStateChange: @escaping @Sendable (Bool) -> Void = { _ in }
     ) {
         self.settings = settings
-        self.clock = clock
         self.logger = logger
         let health = RedisHealth(endpoint: settings.endpoint, logger: logger, onStateChange: onStateChange)
         self.health = health
@@ -105,8 +103,9 @@ public final class RedisClient: Sendable {
     public func execute(_ commands: [RedisCommand], timeoutMillis: Int64, on eventLoop: any EventLoop)
         -> EventLoopFuture<[RedisReply]>
     {
-        // The one clock's monotonic time is CLOCK_MONOTONIC on the daemon, as NIO's deadlines are.
-        let deadline = NIODeadline.uptimeNanoseconds(clock.monotonicNanos) + .milliseconds(timeoutMillis)
+        // Deadlines are kept by the event loop's timers, so they are on the event loop's clock
+        // (an embedded loop's in tests), not the engine's.
+        let deadline = eventLoop.now + .milliseconds(timeoutMillis)
         let sent = send(commands, deadline: deadline, on: eventLoop)
         // Only a script call can meet NOSCRIPT; the rest need no second step.
         guard commands.contains(where: { $0.first == RedisClient.evalsha }) else { return sent }

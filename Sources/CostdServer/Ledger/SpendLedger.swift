@@ -205,6 +205,11 @@ public final class SpendLedger: Sendable {
 
     public var isFailed: Bool { writer.isFailed }
 
+    /// Money held by open reservations of a period (`d:<day>`, `m:<month>`).
+    func reserved(key: String) -> Money {
+        state.withLock { $0.reserved[key] ?? .zero }
+    }
+
     // MARK: - Reservations (hard budgets)
 
     /// Sets `request.amount` aside if the hard budgets allow it, counting what is spent and what

@@ -24,11 +24,12 @@ extension SpendLedger: SpendStore {
     }
 
     public func totals(days: [String], history: [String], on eventLoop: any EventLoop) -> EventLoopFuture<StoredTotals> {
-        let stored = withBook { book in
+        var stored = withBook { book in
             var totals = PeriodTotals()
             for day in days { totals.merge(book.totals(day: day)) }
             return StoredTotals(totals: totals, history: history.map { ($0, book.totals(day: $0).spent) })
         }
+        stored.reserved = reserved(key: StoredTotals.reservedKey(days: days))
         return eventLoop.makeSucceededFuture(stored)
     }
 

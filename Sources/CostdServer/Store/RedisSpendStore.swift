@@ -207,8 +207,7 @@ public final class RedisSpendStore: SpendStore {
         var commands: [RedisCommand] = days.map { .make("HGETALL", keys.day($0)) }
         commands += days.map { .make("HGETALL", keys.cacheStatistics($0)) }
         commands += history.map { .make("HGET", keys.day($0), "spent") }
-        let reservedField = days.count == 1 ? "d:" + days[0] : "m:" + PeriodCalendar.monthKey(ofDay: days.first ?? "")
-        commands.append(.make("HGET", keys.reservedTotals, reservedField))
+        commands.append(.make("HGET", keys.reservedTotals, StoredTotals.reservedKey(days: days)))
         let ledger = self.ledger
         return redis.execute(commands, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).map { replies in
             var totals = PeriodTotals()

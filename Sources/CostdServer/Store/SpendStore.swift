@@ -48,6 +48,12 @@ public struct StoredTotals: Sendable {
     public var fleetCache: CacheCounterSet?
     /// Reserved but unsettled money of the period.
     public var reserved: Money = .zero
+
+    /// The period whose reserved money a report of `days` shows: the day, or the month of a
+    /// month's days. Both stores key reserved money this way (`d:<day>`, `m:<month>`).
+    public static func reservedKey(days: [String]) -> String {
+        days.count == 1 ? "d:" + days[0] : "m:" + PeriodCalendar.monthKey(ofDay: days.first ?? "")
+    }
 }
 
 public struct StoreStatus: Sendable {

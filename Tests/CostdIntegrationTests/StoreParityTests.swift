@@ -1,0 +1,208 @@
+import CostdCore
+import CostdProtocol
+import CostdRedis
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import CostdServer
+
+/// The two stores of spend are two implementations of one contract: every scenario here runs
+/// against the embedded store and against Redis (a real `redis-server`), through the engine
+/// in-process on a manual clock, and must come out the same.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct StoreParityTests {
+    enum Store: String, CaseIterable, CustomTestStringConvertible, Sendable {
+        case embedded
+        case redis
+        var testDescription: String { rawValue }
+    }
+
+    /// An engine on one store, with its clock in the test's hand.
+    final class Subject {
+        let time = ManualClock(wallMillis: 1_796_000_000_000)  // 2026-11-30 08:53:20 UTC
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let engine: CostdEngine
+        let redis: TestRedis?
+        let client: RedisClient?
+        let directory = TestDaemon.makeTemporaryDirectory()
+        let decoder = RPCMessageDecoder(limits: JSONParser.Limits(), maxBatchRequests: 10)
+
+        init(_ store: Store, budget: BudgetSettings = BudgetSettings(), configure: (inout Configuration) -> Void = { _ in }) throws {
+            var configuration = Configuration()
+            configuration.budget = budget
+            configure(&configuration)
+            let logger = Logger(label: "parity")
+            let ledger = try SpendLedger(directory: directory + "/state", settings: LedgerSettings(), clock: time.clock, logger: logger)
+            if store == .redis {
+                let redis = TestRedis()
+                try redis.start()
+                let client = RedisClient(settings: RedisSettings(endpoint: try RedisEndpoint(url: redis.url)), group: group, logger: logger)
+                client.start()
+                guard client.waitUntilAvailable(timeoutMillis: 5_000) else { throw TestDaemonError.notReady(log: redis.log) }
+                (self.redis, self.client) = (redis, client)
+            } else {
+                (self.redis, self.client) = (nil, nil)
+            }
+            engine = try CostdEngine(
+                rules: try Rules.load(configuration), ledger: ledger, redis: client,
+                tokenizers: Tokenizers(dataDirectory: nil, logger: logger), clock: time.clock, logger: logger
+            )
+        }
+
+        deinit {
+            engine.close()
+            try? group.syncShutdownGracefully()
+            redis?.cleanUp()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+
+        /// Calls a method on the engine's event loop; the whole answer (result or error).
+        func call(_ method: String, _ params: JSONValue = [:]) throws -> JSONValue {
+            var writer = JSONWriter()
+            writer.beginObject()
+            writer.field("jsonrpc", "2.0")
+            writer.field("id", 1)
+            writer.field("method", method)
+            writer.field("params", params)
+            writer.endObject()
+            let message = decoder.decode(frame: ByteBuffer(bytes: writer.bytes))
+            let loop = group.next()
+            let engine = self.engine
+            let body = try loop.submit { () -> EventLoopFuture<[UInt8]> in
+                var writer = JSONWriter()
+                guard let deferred = engine.handle(message, caller: nil, on: loop, into: &writer) else {
+                    return loop.makeSucceededFuture(writer.bytes)
+                }
+                let answer = loop.makePromise(of: [UInt8].self)
+                deferred.result.whenComplete { answer.succeed(deferred.body(for: $0, logger: Logger(label: "parity"))) }
+                return answer.futureResult
+            }.flatMap { $0 }.wait()
+            return try JSONParser.parse(body)
+        }
+
+        func result(_ method: String, _ params: JSONValue = [:]) throws -> JSONValue {
+            let answer = try call(method, params)
+            return try #require(answer["result"], "\(method) failed: \(answer)")
+        }
+
+        func maintain() {
+            let engine = self.engine
+            let loop = group.next()
+            try? loop.submit { engine.maintain(on: loop) }.wait()
+        }
+    }
+
+    static func usd(_ text: String) -> JSONValue { .number(JSONNumber(validatedLiteral: text)) }
+
+    static func alerts(_ receipt: JSONValue) -> [String] {
+        (receipt["alerts"]?.arrayValue ?? []).compactMap { alert in
+            guard let scope = alert["scope"]?.stringValue, let level = alert["level"]?.stringValue else { return nil }
+            return scope + ":" + level
+        }
+    }
+
+    @Test(arguments: Store.allCases) func eachAlertFiresOncePerPeriodAndLevel(_ store: Store) throws {
+        let subject = try Subject(store, budget: BudgetSettings(daily: .dollars(1), monthly: .dollars(100)))
+        let spends = ["0.5", "0.3", "0.1", "0.15", "0.1"]
+        var fired: [[String]] = []
+        for spend in spends {
+            fired.append(Self.alerts(try subject.result("record", ["model": "m", "costUsd": Self.usd(spend)])))
+        }
+        #expect(fired == [[], ["day:warning"], [], ["day:exceeded"], []])
+        // The next day is a new period: its warning fires again.
+        subject.time.advance(millis: 86_400_000)
+        #expect(Self.alerts(try subject.result("record", ["model": "m", "costUsd": Self.usd("0.9")])) == ["day:warning"])
+    }
+
+    @Test(arguments: Store.allCases) func aDuplicateRecordIdCountsOnceAndAnswersAsTheFirst(_ store: Store) throws {
+        let subject = try Subject(store)
+        let first = try subject.result("record", ["model": "gpt-4o", "inputTokens": 1_000, "outputTokens": 500, "recordId": "job-7"])
+        let again = try subject.result("record", ["model": "gpt-4o", "inputTokens": 9_999, "outputTokens": 9_999, "recordId": "job-7"])
+        #expect(first["duplicate"] == nil)
+        #expect(again["duplicate"] == true)
+        #expect(again["costUsd"]?.money == first["costUsd"]?.money)
+        let report = try subject.result("report")
+        #expect(report["requests"]?.int == 1)
+        #expect(report["totalCostUsd"]?.money == Money(usd: "0.0075"))
+    }
+
+    @Test(arguments: Store.allCases) func reservationsAreSettledReleasedAndExpired(_ store: Store) throws {
+        let subject = try Subject(store, budget: BudgetSettings(daily: .dollars(1), hardDaily: true))
+        // gpt-4o: 100k in + 50k out at most = $0.75 held.
+        let worstCase: JSONValue = ["model": "gpt-4o", "inputTokens": 100_000, "maxOutputTokens": 50_000, "ttl": 60]
+        let held = try subject.result("reserve", worstCase)
+        #expect(held["amountUsd"]?.money == Money(usd: "0.75"))
+        #expect(try subject.result("report")["reservedUsd"]?.money == Money(usd: "0.75"))
+        #expect(try subject.call("reserve", worstCase).errorCode == -32000, "$0.75 more does not fit in $1")
+        // Settled: the call used 100k in + 25k out = $0.50.
+        _ = try subject.result(
+            "record", ["model": "gpt-4o", "inputTokens": 100_000, "outputTokens": 25_000, "reservation": try #require(held["reservation"])])
+        #expect(try subject.result("report")["reservedUsd"] == nil)
+        // Released: the money comes back at once. gpt-4o: 40k in + 10k out = $0.20.
+        let small: JSONValue = ["model": "gpt-4o", "inputTokens": 40_000, "maxOutputTokens": 10_000, "ttl": 60]
+        let second = try subject.result("reserve", small)
+        #expect(try subject.result("report")["reservedUsd"]?.money == Money(usd: "0.2"))
+        let released = try subject.result("releaseReservation", ["reservation": try #require(second["reservation"])])
+        let releasedAgain = try subject.result("releaseReservation", ["reservation": try #require(second["reservation"])])
+        #expect(released["released"] == true)
+        #expect(releasedAgain["released"] == false)
+        #expect(try subject.result("report")["reservedUsd"] == nil)
+        // Expired: after its TTL the money is free again.
+        let third = try subject.result("reserve", ["model": "gpt-4o", "inputTokens": 100_000, "maxOutputTokens": 25_000, "ttl": 60])
+        #expect(third["amountUsd"]?.money == Money(usd: "0.5"))
+        #expect(try subject.call("reserve", small).errorCode == -32000, "$0.50 spent + $0.50 held: nothing fits")
+        subject.time.advance(millis: 60_001)
+        #expect(try subject.call("reserve", small)["result"]?["reservation"] != nil, "the expired reservation gave its money back")
+    }
+
+    @Test(arguments: Store.allCases) func budgetPressureRoutesDown(_ store: Store) throws {
+        let subject = try Subject(store, budget: BudgetSettings(daily: Money(usd: "0.01")))
+        _ = try subject.result("record", ["model": "gpt-4o", "inputTokens": 1_000, "outputTokens": 500])
+        #expect(try subject.result("route", ["task": "summarization"])["reason"] == "default", "75 % of the budget")
+        _ = try subject.result("record", ["model": "gpt-4o", "inputTokens": 1_000, "outputTokens": 500])
+        let routed = try subject.result("route", ["task": "summarization"])
+        #expect(routed["reason"] == "budget")
+        #expect(routed["tier"] == "simple")
+    }
+
+    @Test(arguments: Store.allCases) func reportsAddUpWithTheirBreakdowns(_ store: Store) throws {
+        let subject = try Subject(store)
+        _ = try subject.result("record", ["model": "gpt-4o", "inputTokens": 1_000_000, "outputTokens": 0, "user": "ann", "feature": "search"])
+        _ = try subject.result("record", ["model": "gpt-4o-mini", "inputTokens": 1_000_000, "outputTokens": 1_000, "user": "bob", "feature": "search"])
+        _ = try subject.result("record", ["model": "gpt-4o", "costUsd": Self.usd("0.01"), "cached": true, "user": "ann"])
+        let report = try subject.result("report")
+        #expect(report["totalCostUsd"]?.money == Money(usd: "2.6506"))
+        #expect(report["requests"]?.int == 2)
+        #expect(report["cachedRequests"]?.int == 1)
+        #expect(report["inputTokens"]?.int == 2_000_000)
+        #expect(report["outputTokens"]?.int == 1_000)
+        #expect(report["byUser"]?["ann"]?["costUsd"]?.money == Money(usd: "2.5"))
+        #expect(report["byUser"]?["bob"]?["costUsd"]?.money == Money(usd: "0.1506"))
+        #expect(report["byFeature"]?["search"]?["requests"]?.int == 2)
+        #expect(report["byModel"]?["gpt-4o-mini"]?["inputTokens"]?.int == 1_000_000)
+        #expect(report["cache"]?["savedUsd"]?.money == Money(usd: "0.01"))
+        // The month holds the day.
+        #expect(try subject.result("report", ["period": "month"])["totalCostUsd"]?.money == Money(usd: "2.6506"))
+    }
+
+    /// Only Redis has a backlog: records acknowledged while it is down, replayed when it is back,
+    /// each counted once.
+    @Test func theBacklogIsReplayedExactlyOnce() throws {
+        let subject = try Subject(.redis)
+        _ = try subject.result("record", ["model": "m", "costUsd": Self.usd("1"), "recordId": "before"])
+        subject.redis!.killHard()
+        #expect(try subject.result("record", ["model": "m", "costUsd": Self.usd("2"), "recordId": "during"])["backlogged"] == true)
+        #expect(try subject.result("record", ["model": "m", "costUsd": Self.usd("2"), "recordId": "during"])["backlogged"] == true)
+        try subject.redis!.start()
+        #expect(subject.client!.waitUntilAvailable(timeoutMillis: 10_000))
+        #expect(eventually {
+            subject.maintain()
+            return subject.engine.store.status.backlog == 0
+        })
+        let report = try subject.result("report")
+        #expect(report["totalCostUsd"]?.money == .dollars(3))
+        #expect(report["requests"]?.int == 2)
+    }
+}
