@@ -187,6 +187,20 @@ import Testing
         #expect(try subject.result("report", ["period": "month"])["totalCostUsd"]?.money == Money(usd: "2.6506"))
     }
 
+    @Test(arguments: Store.allCases) func recordsAreDatedByTheEnginesClockAcrossADayBoundary(_ store: Store) throws {
+        let subject = try Subject(store)
+        // 2026-11-30 23:59:59.500 UTC.
+        subject.time.advance(millis: 1_796_083_199_500 - subject.time.clock.nowMillis)
+        let first = try subject.result("record", ["model": "gpt-4o", "costUsd": 1])
+        subject.time.advance(millis: 500)
+        let second = try subject.result("record", ["model": "gpt-4o", "costUsd": 2])
+        #expect(first["day"]?["spentUsd"]?.money == .dollars(1))
+        #expect(second["day"]?["spentUsd"]?.money == .dollars(2), "a new day starts from zero")
+        #expect(second["month"]?["spentUsd"]?.money == .dollars(2), "and so does December")
+        #expect(try subject.result("report", ["date": "2026-11-30"])["totalCostUsd"]?.money == .dollars(1))
+        #expect(try subject.result("report", ["period": "month"])["totalCostUsd"]?.money == .dollars(2))
+    }
+
     /// Only Redis has a backlog: records acknowledged while it is down, replayed when it is back,
     /// each counted once.
     @Test func theBacklogIsReplayedExactlyOnce() throws {

@@ -16,7 +16,6 @@ public struct LeaseTable: Sendable {
 
     public init() {}
 
-    public var count: Int { leases.count }
 
     /// Grants `token` a lease on `key` unless a live lease is held by someone else.
     public mutating func acquire(_ key: CacheKey, token: String, now: UInt64, ttl: UInt64) -> Outcome {

@@ -5,50 +5,6 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 
-/// Periodic upkeep: cache counters into the day's totals, expired entries out of L1, and with
-/// Redis the backlog replay, the fleet counters and the known spend.
-public struct MaintenanceService: Service {
-    let engine: CostdEngine
-    let eventLoop: any EventLoop
-    let interval: Duration
-
-    public init(engine: CostdEngine, eventLoop: any EventLoop, interval: Duration = .seconds(1)) {
-        self.engine = engine
-        self.eventLoop = eventLoop
-        self.interval = interval
-    }
-
-    public func run() async throws {
-        // Shutdown cancels the sleep below; that is the normal way out, not an error.
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try await Task.sleep(for: interval)
-                engine.flushCacheCounters()
-                engine.maintain(on: eventLoop)
-            }
-        }
-    }
-}
-
-/// Owns the stores' lifetime: on shutdown (after the server has drained, since services stop in
-/// reverse order) it writes the last counters, closes the ledger and lets Redis go.
-public struct StoreService: Service {
-    let engine: CostdEngine
-    let logger: Logger
-
-    public init(engine: CostdEngine, logger: Logger) {
-        self.engine = engine
-        self.logger = logger
-    }
-
-    public func run() async throws {
-        try? await gracefulShutdown()
-        engine.flushCacheCounters()
-        engine.close()
-        logger.info("Stores closed")
-    }
-}
-
 /// The Redis side of a daemon: the command connections (on the event loops) and the
 /// subscription to the events channel, wired to the engine.
 public final class RedisConnector: Sendable {

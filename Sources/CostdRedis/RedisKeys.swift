@@ -1,0 +1,53 @@
+import CostdCore
+
+/// Every key and channel costd uses in Redis, in one place (docs/REDIS.md draws the same map).
+///
+/// Spend keys share the hash tag `{s}`, so every key one script touches lives in one Redis
+/// Cluster slot; a cache value and its lease share the tag of their digest.
+public struct RedisKeys: Sendable {
+    public let prefix: String
+
+    public init(prefix: String) {
+        self.prefix = prefix
+    }
+
+    /// `P` `c:` namespace-hex `:{` digest `}`: a cached value. The namespace is in the key (as hex,
+    /// so no glob character can appear) so that a namespace can be flushed with one SCAN pattern.
+    public func cacheValue(_ key: CacheKey, namespace: String) -> String {
+        prefix + "c:" + RedisKeys.hex(namespace) + ":{" + key.hex + "}"
+    }
+
+    /// The SCAN pattern of every cached value of a namespace, or of all of them.
+    public func cachePattern(namespace: String?) -> String {
+        guard let namespace else { return prefix + "c:*" }
+        return prefix + "c:" + RedisKeys.hex(namespace) + ":*"
+    }
+
+    /// The single-flight lease of a cache key.
+    public func lease(_ key: CacheKey) -> String {
+        prefix + "l:{" + key.hex + "}"
+    }
+
+    /// The first result of a record id (exactly-once).
+    public func record(_ recordId: String) -> String { prefix + "{s}:rec:" + recordId }
+    /// Spend of a day: totals and breakdowns in one hash.
+    public func day(_ day: String) -> String { prefix + "{s}:d:" + day }
+    /// Spend of a month.
+    public func month(_ month: String) -> String { prefix + "{s}:m:" + month }
+    /// Set once when an alert has fired.
+    public func alert(_ scope: BudgetScope, _ period: String, _ level: AlertLevel) -> String {
+        prefix + "{s}:a:" + scope.rawValue + ":" + period + ":" + level.rawValue
+    }
+    /// Open reservations: by expiry (sorted set) and their amounts (hash), and the reserved total per period.
+    public var reservationExpiry: String { prefix + "{s}:rsv:exp" }
+    public var reservationAmounts: String { prefix + "{s}:rsv:amt" }
+    public var reservedTotals: String { prefix + "{s}:rsv:tot" }
+    /// Cache lookups of every daemon, per day.
+    public func cacheStatistics(_ day: String) -> String { prefix + "stats:" + day }
+    /// Invalidations and fills between daemons.
+    public var events: String { prefix + "events" }
+
+    static func hex(_ text: String) -> String {
+        Hex.string(text.utf8)
+    }
+}

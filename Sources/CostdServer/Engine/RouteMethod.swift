@@ -1,0 +1,98 @@
+import CostdCore
+import CostdProtocol
+import CostdRedis
+import NIOCore
+
+/// `route`: which model a call should use, and with a hard budget its reservation.
+extension CostdEngine {
+    /// `{task?, prompt?, inputTokens?, user?, feature?}` → `{model, tier, reason, maxTokens, ...}`.
+    ///
+    /// With a hard budget on, the worst-case cost of the routed call is reserved too; when it does
+    /// not fit, cheaper tiers are tried before the call is refused (budget exceeded).
+    func route(_ params: Params, on eventLoop: any EventLoop, into writer: inout JSONWriter) throws(RPCError) -> MethodReply {
+        let rules = self.rules
+        let task = try params.name("task")
+        _ = try params.name("user")
+        _ = try params.name("feature")
+        var promptTokens = try params.count("inputTokens")
+        var tokensExact = promptTokens != nil
+        if promptTokens == nil, let prompt = params.value("prompt") {
+            (promptTokens, tokensExact) = self.promptTokens(prompt, rules: rules)
+        }
+        let decision = rules.router.route(
+            RouteRequest(task: task, promptTokens: promptTokens, underBudgetPressure: underBudgetPressure(rules))
+        )
+        let budget = rules.budget
+        guard budget.isHard(.day) || budget.isHard(.month) else {
+            CostdEngine.writeRoute(decision, promptTokens: promptTokens, exact: tokensExact, rules: rules, grant: nil, into: &writer)
+            return .written
+        }
+        // Try the routed tier, then each cheaper one, until a reservation fits.
+        let tiers = rules.configuration.routing.tiers
+        let chosen = tiers.firstIndex { $0.name == decision.tier } ?? 0
+        let candidates = (0...chosen).reversed().map { index -> RouteDecision in
+            var candidate = decision
+            if index != chosen {
+                candidate.model = tiers[index].model
+                candidate.tier = tiers[index].name
+                candidate.reason = .budget
+                candidate.detail = "the hard budget has no room for tier '\(decision.tier)': downgraded"
+            }
+            return candidate
+        }
+        return .later(
+            routeWithReservation(candidates[...], promptTokens: promptTokens ?? 0, rules: rules, on: eventLoop).map { decision, grant in
+                var writer = JSONWriter()
+                CostdEngine.writeRoute(decision, promptTokens: promptTokens, exact: tokensExact, rules: rules, grant: grant, into: &writer)
+                return writer.bytes
+            }
+        )
+    }
+
+    private func routeWithReservation(
+        _ candidates: ArraySlice<RouteDecision>, promptTokens: Int64, rules: Rules, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<(RouteDecision, ReservationGrant)> {
+        guard let decision = candidates.first else {
+            return eventLoop.makeFailedFuture(RPCError.internalError("no tier to route to"))
+        }
+        let amount = rules.prices.price(for: decision.model)?.cost(inputTokens: promptTokens, outputTokens: decision.maxTokens) ?? .zero
+        return takeReservation(amount: amount, ttlSeconds: 600, rules: rules, on: eventLoop).map { (decision, $0) }
+            .flatMapError { error in
+                guard error is BudgetExceeded, candidates.count > 1 else { return eventLoop.makeFailedFuture(error) }
+                return self.routeWithReservation(candidates.dropFirst(), promptTokens: promptTokens, rules: rules, on: eventLoop)
+            }
+    }
+
+    static func writeRoute(
+        _ decision: RouteDecision, promptTokens: Int64?, exact: Bool, rules: Rules, grant: ReservationGrant?,
+        into writer: inout JSONWriter
+    ) {
+        writer.beginObject()
+        writer.field("model", decision.model)
+        writer.field("tier", decision.tier)
+        writer.field("reason", decision.reason.rawValue)
+        writer.field("maxTokens", decision.maxTokens)
+        writer.field("detail", decision.detail)
+        if let promptTokens {
+            writer.field("inputTokens", promptTokens)
+            writer.field("inputTokensExact", exact)
+            if let price = rules.prices.price(for: decision.model) {
+                writer.field("estimatedCostUsd", price.cost(inputTokens: promptTokens, outputTokens: decision.maxTokens))
+            }
+        }
+        if let grant { writeGrantFields(grant, into: &writer) }
+        writer.endObject()
+    }
+
+    /// Whether today's or this month's spend is past the downgrade fraction of its budget.
+    func underBudgetPressure(_ rules: Rules) -> Bool {
+        guard let fraction = rules.configuration.routing.budgetDowngradeFractionPPM else { return false }
+        let day = today()
+        for (scope, period) in [(BudgetScope.day, day), (.month, PeriodCalendar.monthKey(ofDay: day))] {
+            guard let budget = rules.budget.budget(for: scope) else { continue }
+            let spent = store.knownSpend(scope, period: period)
+            if spent >= budget.scaled(by: fraction, over: 1_000_000) && spent > .zero { return true }
+        }
+        return false
+    }
+}

@@ -1,0 +1,82 @@
+import CostdCore
+
+/// The payloads of ledger entries.
+enum LedgerEntry {
+    static func record(_ record: SpendRecord, alerts: [BudgetAlert], remember: Bool) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 256)
+        writer.beginObject()
+        writer.field("k", "r")
+        writer.field("r") { record.write(to: &$0) }
+        if remember { writer.field("cid", true) }
+        if !alerts.isEmpty {
+            writer.field("al") { writer in
+                writer.beginArray()
+                for alert in alerts {
+                    alert.writeCompact(to: &writer)
+                    writer.comma()
+                }
+                writer.endArray()
+            }
+        }
+        writer.endObject()
+        return writer.bytes
+    }
+
+    static func backlog(_ record: SpendRecord, reservation: String?) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 256)
+        writer.beginObject()
+        writer.field("k", "b")
+        writer.field("r") { record.write(to: &$0) }
+        if let reservation { writer.field("rsv", reservation) }
+        writer.endObject()
+        return writer.bytes
+    }
+
+    static func replayed(_ recordIds: [String]) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 64 + recordIds.count * 40)
+        writer.beginObject()
+        writer.field("k", "bd")
+        writer.field("ids") { writer in
+            writer.beginArray()
+            for id in recordIds {
+                writer.string(id)
+                writer.comma()
+            }
+            writer.endArray()
+        }
+        writer.endObject()
+        return writer.bytes
+    }
+
+    static func cacheCounters(_ counters: CacheCounterSet, day: String) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 96)
+        writer.beginObject()
+        writer.field("k", "c")
+        writer.field("day", day)
+        writer.field("c") { counters.writeCompact(to: &$0) }
+        writer.endObject()
+        return writer.bytes
+    }
+}
+
+extension BudgetAlert {
+    func writeCompact(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("s", scope.rawValue)
+        writer.field("l", level.rawValue)
+        writer.field("p", period)
+        writer.field("spent", spent.nanos)
+        writer.field("budget", budget.nanos)
+        writer.endObject()
+    }
+
+    init?(compact json: JSONValue) {
+        guard let scope = json["s"]?.stringValue.flatMap(BudgetScope.init(rawValue:)),
+            let level = json["l"]?.stringValue.flatMap(AlertLevel.init(rawValue:)),
+            let period = json["p"]?.stringValue,
+            let spent = json["spent"]?.numberValue?.int64,
+            let budget = json["budget"]?.numberValue?.int64
+        else { return nil }
+        self.init(scope: scope, level: level, period: period, spent: Money(nanos: spent), budget: Money(nanos: budget))
+    }
+}
