@@ -114,22 +114,11 @@ public final class RedisClient: Sendable {
         }
     }
 
-    private static let evalsha = Array("EVALSHA".utf8)
+    static let evalsha = Array("EVALSHA".utf8)
 
     /// Makes a script known, so that an EVALSHA of it can be answered by EVAL on NOSCRIPT.
     public func registerScript(_ script: RedisScript) {
         scripts.withLock { $0[script.sha1] = script.source }
-    }
-
-    /// Runs a Lua script by its SHA (EVALSHA), loading it on the first NOSCRIPT.
-    public func evaluate(
-        _ script: RedisScript, keys: [String], arguments: [[UInt8]], timeoutMillis: Int64, on eventLoop: any EventLoop
-    ) -> EventLoopFuture<RedisReply> {
-        registerScript(script)
-        let command: RedisCommand =
-            [Array("EVALSHA".utf8), Array(script.sha1.utf8), Array(String(keys.count).utf8)] + keys.map { Array($0.utf8) }
-            + arguments
-        return execute([command], timeoutMillis: timeoutMillis, on: eventLoop).map { $0[0] }
     }
 
     // MARK: - Sending

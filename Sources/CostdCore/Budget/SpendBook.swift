@@ -23,12 +23,7 @@ public struct SpendBreakdown: Sendable, Equatable {
     }
 
     mutating func merge(_ other: SpendBreakdown) {
-        cost += other.cost
-        requests += other.requests
-        inputTokens += other.inputTokens
-        outputTokens += other.outputTokens
-        cachedRequests += other.cachedRequests
-        saved += other.saved
+        for field in SpendSchema.breakdownFields { self[keyPath: field.value] += other[keyPath: field.value] }
     }
 
     public func write(to writer: inout JSONWriter) {
@@ -43,22 +38,15 @@ public struct SpendBreakdown: Sendable, Equatable {
     }
 
     init(json: JSONValue) {
-        cost = Money(nanos: json["cost"]?.numberValue?.int64 ?? 0)
-        requests = json["n"]?.numberValue?.int64 ?? 0
-        inputTokens = json["in"]?.numberValue?.int64 ?? 0
-        outputTokens = json["out"]?.numberValue?.int64 ?? 0
-        cachedRequests = json["cn"]?.numberValue?.int64 ?? 0
-        saved = Money(nanos: json["saved"]?.numberValue?.int64 ?? 0)
+        for field in SpendSchema.breakdownFields { self[keyPath: field.value] = json[field.name]?.numberValue?.int64 ?? 0 }
     }
 
     func writeSnapshot(to writer: inout JSONWriter) {
         writer.beginObject()
-        writer.field("cost", cost.nanos)
-        writer.field("n", requests)
-        writer.field("in", inputTokens)
-        writer.field("out", outputTokens)
-        writer.field("cn", cachedRequests)
-        writer.field("saved", saved.nanos)
+        for field in SpendSchema.breakdownFields {
+            let value = self[keyPath: field.value]
+            writer.field(field.name) { $0.int(value) }
+        }
         writer.endObject()
     }
 }
@@ -94,27 +82,16 @@ public struct PeriodTotals: Sendable, Equatable {
             cachedInputTokens += record.cachedInputTokens
             savedByRouting += record.routingSaved
         }
-        byModel[record.model, default: SpendBreakdown()].add(record)
-        if let user = record.user { byUser[user, default: SpendBreakdown()].add(record) }
-        if let feature = record.feature { byFeature[feature, default: SpendBreakdown()].add(record) }
-        if let unit = record.unit { byUnit[unit, default: SpendBreakdown()].add(record) }
-        if let unixUser = record.unixUser { byUnixUser[unixUser, default: SpendBreakdown()].add(record) }
+        for kind in SpendSchema.kinds {
+            if let name = kind.name(record) { self[keyPath: kind.map][name, default: SpendBreakdown()].add(record) }
+        }
     }
 
     public mutating func merge(_ other: PeriodTotals) {
-        spent += other.spent
-        requests += other.requests
-        cachedRequests += other.cachedRequests
-        savedByCache += other.savedByCache
-        savedByRouting += other.savedByRouting
-        inputTokens += other.inputTokens
-        outputTokens += other.outputTokens
-        cachedInputTokens += other.cachedInputTokens
-        for (key, value) in other.byModel { byModel[key, default: SpendBreakdown()].merge(value) }
-        for (key, value) in other.byUser { byUser[key, default: SpendBreakdown()].merge(value) }
-        for (key, value) in other.byFeature { byFeature[key, default: SpendBreakdown()].merge(value) }
-        for (key, value) in other.byUnit { byUnit[key, default: SpendBreakdown()].merge(value) }
-        for (key, value) in other.byUnixUser { byUnixUser[key, default: SpendBreakdown()].merge(value) }
+        for total in SpendSchema.totals { self[keyPath: total.value] += other[keyPath: total.value] }
+        for kind in SpendSchema.kinds {
+            for (key, value) in other[keyPath: kind.map] { self[keyPath: kind.map][key, default: SpendBreakdown()].merge(value) }
+        }
         cache.add(other.cache)
     }
 }
@@ -204,19 +181,14 @@ public struct SpendBook: Sendable {
             for (day, totals) in days.sorted(by: { $0.key < $1.key }) {
                 writer.field(day) { writer in
                     writer.beginObject()
-                    writer.field("spent", totals.spent.nanos)
-                    writer.field("n", totals.requests)
-                    writer.field("cn", totals.cachedRequests)
-                    writer.field("savedCache", totals.savedByCache.nanos)
-                    writer.field("savedRouting", totals.savedByRouting.nanos)
-                    writer.field("in", totals.inputTokens)
-                    writer.field("out", totals.outputTokens)
-                    writer.field("cin", totals.cachedInputTokens)
-                    writer.field("models") { writeMap(totals.byModel, &$0) }
-                    writer.field("users") { writeMap(totals.byUser, &$0) }
-                    writer.field("features") { writeMap(totals.byFeature, &$0) }
-                    writer.field("units") { writeMap(totals.byUnit, &$0) }
-                    writer.field("unixUsers") { writeMap(totals.byUnixUser, &$0) }
+                    for total in SpendSchema.totals {
+                        let value = totals[keyPath: total.value]
+                        writer.field(total.name) { $0.int(value) }
+                    }
+                    for kind in SpendSchema.kinds {
+                        let map = totals[keyPath: kind.map]
+                        writer.field(kind.snapshotName) { writeMap(map, &$0) }
+                    }
                     writer.field("cache") { totals.cache.writeCompact(to: &$0) }
                     writer.endObject()
                 }
@@ -246,19 +218,8 @@ public struct SpendBook: Sendable {
         for member in daysObject.members {
             let value = member.value
             var totals = PeriodTotals()
-            totals.spent = Money(nanos: value["spent"]?.numberValue?.int64 ?? 0)
-            totals.requests = value["n"]?.numberValue?.int64 ?? 0
-            totals.cachedRequests = value["cn"]?.numberValue?.int64 ?? 0
-            totals.savedByCache = Money(nanos: value["savedCache"]?.numberValue?.int64 ?? 0)
-            totals.savedByRouting = Money(nanos: value["savedRouting"]?.numberValue?.int64 ?? 0)
-            totals.inputTokens = value["in"]?.numberValue?.int64 ?? 0
-            totals.outputTokens = value["out"]?.numberValue?.int64 ?? 0
-            totals.cachedInputTokens = value["cin"]?.numberValue?.int64 ?? 0
-            totals.byModel = readMap(value["models"])
-            totals.byUser = readMap(value["users"])
-            totals.byFeature = readMap(value["features"])
-            totals.byUnit = readMap(value["units"])
-            totals.byUnixUser = readMap(value["unixUsers"])
+            for total in SpendSchema.totals { totals[keyPath: total.value] = value[total.name]?.numberValue?.int64 ?? 0 }
+            for kind in SpendSchema.kinds { totals[keyPath: kind.map] = readMap(value[kind.snapshotName]) }
             totals.cache = CacheCounterSet(compact: value["cache"] ?? .null)
             days[member.key] = totals
             monthSpent[PeriodCalendar.monthKey(ofDay: member.key), default: .zero] += totals.spent

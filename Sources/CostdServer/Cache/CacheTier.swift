@@ -137,21 +137,14 @@ final class CacheTier: Sendable {
         let token = CacheTier.makeToken()
         let attempt: EventLoopFuture<AcquireOutcome>
         if let redis, let keys, redis.isAvailable {
-            attempt = redis.evaluate(
-                RedisScripts.acquire,
-                keys: [keys.cacheValue(key, namespace: namespace), keys.lease(key)],
-                arguments: [token.redisBytes, leaseTTLMillis.redisBytes],
-                timeoutMillis: cacheTimeoutMillis,
-                on: eventLoop
-            ).map { reply -> AcquireOutcome in
-                guard let parts = reply.array, let kind = parts.first?.integer else { return .unavailable }
-                switch kind {
-                case 1:
-                    guard parts.count == 3, let value = parts[1].bytes else { return .unavailable }
-                    self.fillL1(key, value: value, namespace: namespace, pttl: parts[2].integer ?? -1)
+            let call = AcquireLeaseScript(key: key, namespace: namespace, token: token, leaseTTLMillis: leaseTTLMillis, keys: keys)
+            attempt = redis.run(call, timeoutMillis: cacheTimeoutMillis, on: eventLoop).map { reply -> AcquireOutcome in
+                switch reply {
+                case .hit(let value, let pttl):
+                    self.fillL1(key, value: value, namespace: namespace, pttl: pttl)
                     return .hit(value)
-                case 2: return .granted
-                default: return .held
+                case .granted: return .granted
+                case .held: return .held
                 }
             }.recover { _ in .unavailable }
         } else {
@@ -243,14 +236,11 @@ final class CacheTier: Sendable {
         guard let redis, let keys, redis.isAvailable else { return eventLoop.makeSucceededFuture(local) }
         let valueKey = keys.cacheValue(key, namespace: namespace)
         if let lease {
-            return redis.evaluate(
-                RedisScripts.fill,
-                keys: [valueKey, keys.lease(key)],
-                arguments: [value, ttlMillis.redisBytes, lease.redisBytes, keys.events.redisBytes, event("fill", key: key).redisBytes],
-                timeoutMillis: cacheTimeoutMillis,
-                on: eventLoop
-            ).map { reply in
-                CacheStoreOutcome(storedInL1: storedInL1, storedInL2: reply.errorMessage == nil, leaseHeld: reply.integer == 1 || localLeaseHeld == true)
+            let call = FillLeaseScript(
+                key: key, namespace: namespace, value: value, ttlMillis: ttlMillis, token: lease, notice: event("fill", key: key).redisBytes,
+                keys: keys)
+            return redis.run(call, timeoutMillis: cacheTimeoutMillis, on: eventLoop).map { held in
+                CacheStoreOutcome(storedInL1: storedInL1, storedInL2: true, leaseHeld: held || localLeaseHeld == true)
             }.recover { _ in CacheStoreOutcome(storedInL1: storedInL1, storedInL2: false, leaseHeld: localLeaseHeld) }
         }
         return redis.execute([.make("SET", valueKey, value, "PX", ttlMillis)], timeoutMillis: cacheTimeoutMillis, on: eventLoop)
@@ -263,13 +253,8 @@ final class CacheTier: Sendable {
         let local = localLeases.withLock { $0.release(key, token: lease, now: self.now) }
         waiters.signal(key, .released)
         guard let redis, let keys, redis.isAvailable else { return eventLoop.makeSucceededFuture(local) }
-        return redis.evaluate(
-            RedisScripts.releaseLease,
-            keys: [keys.lease(key)],
-            arguments: [lease.redisBytes, keys.events.redisBytes, event("rel", key: key).redisBytes],
-            timeoutMillis: cacheTimeoutMillis,
-            on: eventLoop
-        ).map { $0.integer == 1 || local }.recover { _ in local }
+        let call = ReleaseLeaseScript(key: key, token: lease, notice: event("rel", key: key).redisBytes, keys: keys)
+        return redis.run(call, timeoutMillis: cacheTimeoutMillis, on: eventLoop).map { $0 || local }.recover { _ in local }
     }
 
     func delete(_ key: CacheKey, namespace: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {

@@ -36,11 +36,9 @@ public final class RedisSpendStore: SpendStore {
         _ record: SpendRecord, rememberId: Bool, reservation: String?, budget: BudgetSettings, on eventLoop: any EventLoop
     ) -> EventLoopFuture<RecordReceipt> {
         guard redis.isAvailable else { return backlog(record, reservation: reservation, budget: budget, on: eventLoop) }
-        let (scriptKeys, arguments) = recordScriptInput(record, reservation: reservation, budget: budget)
-        return redis.evaluate(
-            RedisScripts.record, keys: scriptKeys, arguments: arguments, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop
-        ).flatMapThrowing { reply in
-            try self.receipt(from: reply, for: record, budget: budget)
+        let call = RecordScript(record: record, reservation: reservation, budget: budget, settings: settings, keys: keys)
+        return redis.run(call, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).map { outcome in
+            self.receipt(from: outcome, for: record, budget: budget)
         }.flatMapError { error in
             self.logger.debug("Record goes to the backlog", metadata: ["recordId": "\(record.recordId)", "error": "\(error)"])
             return self.backlog(record, reservation: reservation, budget: budget, on: eventLoop)
@@ -66,81 +64,28 @@ public final class RedisSpendStore: SpendStore {
         }
     }
 
-    func recordScriptInput(_ record: SpendRecord, reservation: String?, budget: BudgetSettings) -> ([String], [[UInt8]]) {
-        let month = PeriodCalendar.monthKey(ofDay: record.day)
-        let scriptKeys = [
-            keys.record(record.recordId), keys.day(record.day), keys.month(month),
-            keys.alert(.day, record.day, .warning), keys.alert(.day, record.day, .exceeded),
-            keys.alert(.month, month, .warning), keys.alert(.month, month, .exceeded),
-            keys.reservationAmounts, keys.reservationExpiry, keys.reservedTotals,
-        ]
-        func threshold(_ scope: BudgetScope, _ level: AlertLevel) -> Int64 {
-            guard let limit = budget.budget(for: scope) else { return -1 }
-            return budget.threshold(level, of: limit).nanos
-        }
-        var arguments: [[UInt8]] = [
-            settings.recordIdWindowSeconds.redisBytes,
-            record.cost.nanos.redisBytes,
-            (record.cached ? "1" : "0").redisBytes,
-            (settings.dayKeyTTLDays * 86_400).redisBytes,
-            (settings.monthKeyTTLDays * 86_400).redisBytes,
-            threshold(.day, .warning).redisBytes, threshold(.day, .exceeded).redisBytes,
-            threshold(.month, .warning).redisBytes, threshold(.month, .exceeded).redisBytes,
-            (settings.monthKeyTTLDays * 86_400).redisBytes,
-            (reservation ?? "").redisBytes,
-            record.inputTokens.redisBytes, record.outputTokens.redisBytes, record.cachedInputTokens.redisBytes,
-            record.routingSaved.nanos.redisBytes,
-            record.day.redisBytes, month.redisBytes,
-        ]
-        let separator = SpendFields.separator
-        arguments.append(("m" + separator + record.model).redisBytes)
-        if let user = record.user { arguments.append(("u" + separator + user).redisBytes) }
-        if let feature = record.feature { arguments.append(("f" + separator + feature).redisBytes) }
-        if let unit = record.unit { arguments.append(("x" + separator + unit).redisBytes) }
-        if let unixUser = record.unixUser { arguments.append(("o" + separator + unixUser).redisBytes) }
-        return (scriptKeys, arguments)
-    }
-
-    struct ScriptFailure: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    /// Reads `{new-or-duplicate, "cost|daySpent|monthSpent|alerts"}`.
-    func receipt(from reply: RedisReply, for record: SpendRecord, budget: BudgetSettings) throws -> RecordReceipt {
-        if let message = reply.errorMessage { throw ScriptFailure(description: "record script: \(message)") }
-        guard let parts = reply.array, parts.count == 2, let flag = parts[0].integer, let result = parts[1].text else {
-            throw ScriptFailure(description: "record script: unexpected reply \(reply)")
-        }
-        let fields = result.split(separator: "|", omittingEmptySubsequences: false)
-        guard fields.count == 4, let cost = Int64(fields[0]), let daySpent = Int64(fields[1]), let monthSpent = Int64(fields[2]) else {
-            throw ScriptFailure(description: "record script: unexpected result \(result)")
-        }
+    /// The receipt of what the record script answered; remembers the periods' spend it saw.
+    func receipt(from outcome: RecordScript.Outcome, for record: SpendRecord, budget: BudgetSettings) -> RecordReceipt {
         let month = PeriodCalendar.monthKey(ofDay: record.day)
         known.withLock {
-            $0["d:" + record.day] = Money(nanos: daySpent)
-            $0["m:" + month] = Money(nanos: monthSpent)
+            $0["d:" + record.day] = outcome.daySpent
+            $0["m:" + month] = outcome.monthSpent
         }
-        var alerts: [BudgetAlert] = []
-        for name in fields[3].split(separator: ",") {
-            let parts = name.split(separator: ":")
-            guard parts.count == 2, let scope = BudgetScope(rawValue: String(parts[0])),
-                let level = AlertLevel(rawValue: String(parts[1])), let limit = budget.budget(for: scope)
-            else { continue }
-            alerts.append(
-                BudgetAlert(
-                    scope: scope, level: level, period: scope == .day ? record.day : month,
-                    spent: Money(nanos: scope == .day ? daySpent : monthSpent), budget: limit
-                )
+        let alerts = outcome.alerts.compactMap { scope, level -> BudgetAlert? in
+            guard let limit = budget.budget(for: scope) else { return nil }
+            return BudgetAlert(
+                scope: scope, level: level, period: scope == .day ? record.day : month,
+                spent: scope == .day ? outcome.daySpent : outcome.monthSpent, budget: limit
             )
         }
         var counted = record
-        counted.cost = Money(nanos: cost)
+        counted.cost = outcome.cost
         return RecordReceipt(
             record: counted,
-            day: BudgetStatus(spent: Money(nanos: daySpent), budget: budget.daily),
-            month: BudgetStatus(spent: Money(nanos: monthSpent), budget: budget.monthly),
+            day: BudgetStatus(spent: outcome.daySpent, budget: budget.daily),
+            month: BudgetStatus(spent: outcome.monthSpent, budget: budget.monthly),
             alerts: alerts,
-            duplicate: flag == 1
+            duplicate: outcome.duplicate
         )
     }
 
@@ -151,54 +96,28 @@ public final class RedisSpendStore: SpendStore {
     {
         // A hard budget shared through Redis cannot be enforced without it: refuse rather than guess.
         guard redis.isAvailable else { return eventLoop.makeFailedFuture(RedisError.unavailable) }
-        let scriptKeys = [
-            keys.day(request.day), keys.month(request.month), keys.reservationAmounts, keys.reservationExpiry,
-            keys.reservedTotals,
-        ]
-        let arguments: [[UInt8]] = [
-            request.id.redisBytes, request.amount.nanos.redisBytes, request.expiresAtMillis.redisBytes,
-            request.nowMillis.redisBytes,
-            (budget.isHard(.day) ? budget.daily!.nanos : -1).redisBytes,
-            (budget.isHard(.month) ? budget.monthly!.nanos : -1).redisBytes,
-            request.day.redisBytes, request.month.redisBytes,
-        ]
-        return redis.evaluate(
-            RedisScripts.reserve, keys: scriptKeys, arguments: arguments, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop
-        ).flatMapThrowing { reply in
-            if let message = reply.errorMessage { throw ScriptFailure(description: "reserve script: \(message)") }
-            guard let parts = reply.array, let granted = parts.first?.integer else {
-                throw ScriptFailure(description: "reserve script: unexpected reply \(reply)")
+        return redis.run(ReserveScript(request: request, budget: budget, keys: keys), timeoutMillis: settings.recordTimeoutMillis, on: eventLoop)
+            .flatMapThrowing { reply in
+                switch reply {
+                case .refused(let scope, let spent, let reserved):
+                    throw BudgetExceeded(
+                        scope: scope, period: scope == .day ? request.day : request.month, spent: spent, reserved: reserved,
+                        budget: budget.budget(for: scope) ?? .zero, requested: request.amount
+                    )
+                case .granted(let daySpent, let dayReserved, let monthSpent, let monthReserved):
+                    return ReservationGrant(
+                        id: request.id,
+                        amount: request.amount,
+                        expiresAtMillis: request.expiresAtMillis,
+                        day: BudgetStatus(spent: daySpent, budget: budget.daily, reserved: dayReserved),
+                        month: BudgetStatus(spent: monthSpent, budget: budget.monthly, reserved: monthReserved)
+                    )
+                }
             }
-            if granted == 0 {
-                let scope = BudgetScope(rawValue: parts[1].text ?? "day") ?? .day
-                throw BudgetExceeded(
-                    scope: scope,
-                    period: scope == .day ? request.day : request.month,
-                    spent: Money(nanos: parts[2].integer ?? 0),
-                    reserved: Money(nanos: parts[3].integer ?? 0),
-                    budget: budget.budget(for: scope) ?? .zero,
-                    requested: request.amount
-                )
-            }
-            let values = parts.dropFirst().map { Money(nanos: $0.integer ?? 0) }
-            return ReservationGrant(
-                id: request.id,
-                amount: request.amount,
-                expiresAtMillis: request.expiresAtMillis,
-                day: BudgetStatus(spent: values[0], budget: budget.daily, reserved: values[1]),
-                month: BudgetStatus(spent: values[2], budget: budget.monthly, reserved: values[3])
-            )
-        }
     }
 
     public func release(reservation: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
-        redis.evaluate(
-            RedisScripts.release,
-            keys: [keys.reservationAmounts, keys.reservationExpiry, keys.reservedTotals],
-            arguments: [reservation.redisBytes],
-            timeoutMillis: settings.recordTimeoutMillis,
-            on: eventLoop
-        ).map { $0.integer == 1 }
+        redis.run(ReleaseReservationScript(id: reservation, keys: keys), timeoutMillis: settings.recordTimeoutMillis, on: eventLoop)
     }
 
     // MARK: - Reading
@@ -213,7 +132,7 @@ public final class RedisSpendStore: SpendStore {
             var totals = PeriodTotals()
             var fleet = CacheCounterSet()
             for index in days.indices {
-                totals.merge(RedisSpendStore.periodTotals(fromDayHash: replies[index].fields))
+                totals.merge(SpendSchema.periodTotals(fromDayHash: replies[index].fields))
                 fleet.add(RedisSpendStore.cacheCounters(fromStatisticsHash: replies[days.count + index].fields))
             }
             // Records acknowledged from the backlog and not yet in Redis belong in the figures too.
@@ -236,45 +155,6 @@ public final class RedisSpendStore: SpendStore {
             stored.reserved = Money(nanos: replies.last?.integer ?? 0)
             return stored
         }
-    }
-
-    static func periodTotals(fromDayHash fields: [String: [UInt8]]) -> PeriodTotals {
-        func number(_ bytes: [UInt8]?) -> Int64 { bytes.flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0 }
-        var totals = PeriodTotals()
-        totals.spent = Money(nanos: number(fields["spent"]))
-        totals.requests = number(fields["n"])
-        totals.cachedRequests = number(fields["cn"])
-        totals.savedByCache = Money(nanos: number(fields["savedCache"]))
-        totals.savedByRouting = Money(nanos: number(fields["savedRouting"]))
-        totals.inputTokens = number(fields["in"])
-        totals.outputTokens = number(fields["out"])
-        totals.cachedInputTokens = number(fields["cin"])
-        for (field, value) in fields {
-            let parts = field.split(separator: Character(SpendFields.separator), omittingEmptySubsequences: false)
-            guard parts.count == 3 else { continue }
-            let name = String(parts[1])
-            let amount = number(value)
-            func update(_ map: inout [String: SpendBreakdown]) {
-                switch parts[2] {
-                case "cost": map[name, default: SpendBreakdown()].cost = Money(nanos: amount)
-                case "n": map[name, default: SpendBreakdown()].requests = amount
-                case "in": map[name, default: SpendBreakdown()].inputTokens = amount
-                case "out": map[name, default: SpendBreakdown()].outputTokens = amount
-                case "cn": map[name, default: SpendBreakdown()].cachedRequests = amount
-                case "saved": map[name, default: SpendBreakdown()].saved = Money(nanos: amount)
-                default: break
-                }
-            }
-            switch parts[0] {
-            case "m": update(&totals.byModel)
-            case "u": update(&totals.byUser)
-            case "f": update(&totals.byFeature)
-            case "x": update(&totals.byUnit)
-            case "o": update(&totals.byUnixUser)
-            default: break
-            }
-        }
-        return totals
     }
 
     public func knownSpend(_ scope: BudgetScope, period: String) -> Money {
@@ -300,10 +180,10 @@ public final class RedisSpendStore: SpendStore {
             let key = keys.cacheStatistics(day)
             var increments: [(String, Int64)] = RedisSpendStore.fields(of: counters.total, prefix: "")
             for (model, modelCounters) in counters.byModel {
-                increments += RedisSpendStore.fields(of: modelCounters, prefix: "m" + SpendFields.separator + model + SpendFields.separator)
+                increments += RedisSpendStore.fields(of: modelCounters, prefix: "m" + SpendSchema.separator + model + SpendSchema.separator)
             }
             for (namespace, namespaceCounters) in counters.byNamespace {
-                increments += RedisSpendStore.fields(of: namespaceCounters, prefix: "n" + SpendFields.separator + namespace + SpendFields.separator)
+                increments += RedisSpendStore.fields(of: namespaceCounters, prefix: "n" + SpendSchema.separator + namespace + SpendSchema.separator)
             }
             for (field, amount) in increments where amount != 0 {
                 commands.append(.make("HINCRBY", key, field, amount))
@@ -329,7 +209,7 @@ public final class RedisSpendStore: SpendStore {
         var set = CacheCounterSet()
         for (field, value) in fields {
             guard let amount = Int64(String(decoding: value, as: UTF8.self)) else { continue }
-            let parts = field.split(separator: Character(SpendFields.separator), omittingEmptySubsequences: false)
+            let parts = field.split(separator: Character(SpendSchema.separator), omittingEmptySubsequences: false)
             func add(_ name: Substring, to counters: inout CacheCounters) {
                 switch name {
                 case "l1": counters.l1Hits += amount
@@ -397,22 +277,17 @@ public final class RedisSpendStore: SpendStore {
             replaying.store(false, ordering: .relaxed)
             return
         }
-        var commands: [RedisCommand] = []
-        for entry in batch {
-            let (scriptKeys, arguments) = recordScriptInput(entry.record, reservation: entry.reservation, budget: budget)
-            commands.append(
-                [Array("EVALSHA".utf8), Array(RedisScripts.record.sha1.utf8), Array(String(scriptKeys.count).utf8)]
-                    + scriptKeys.map { Array($0.utf8) } + arguments
-            )
+        let calls = batch.map { entry in
+            RecordScript(record: entry.record, reservation: entry.reservation, budget: budget, settings: settings, keys: keys)
         }
-        redis.registerScript(RedisScripts.record)
-        redis.execute(commands, timeoutMillis: max(settings.recordTimeoutMillis, 5_000), on: eventLoop).whenComplete { result in
+        redis.registerScript(RecordScript.script)
+        redis.execute(calls.map(\.command), timeoutMillis: max(settings.recordTimeoutMillis, 5_000), on: eventLoop).whenComplete { result in
             switch result {
             case .success(let replies):
                 var done: [String] = []
                 for (record, reply) in zip(batch.map(\.record), replies) {
                     do {
-                        let receipt = try self.receipt(from: reply, for: record, budget: budget)
+                        let receipt = self.receipt(from: try RecordScript.parse(reply), for: record, budget: budget)
                         done.append(record.recordId)
                         for alert in receipt.alerts {
                             self.logger.warning(

@@ -70,16 +70,6 @@ public struct StoreStatus: Sendable {
     public var lastError: String?
 }
 
-/// A request to set money aside before a call, against the hard budgets.
-public struct ReservationRequest: Sendable {
-    public var id: String
-    public var amount: Money
-    public var day: String
-    public var month: String
-    public var nowMillis: Int64
-    public var expiresAtMillis: Int64
-}
-
 public struct ReservationGrant: Sendable {
     public var id: String
     public var amount: Money

@@ -1,0 +1,78 @@
+import CostdCore
+import Testing
+
+@testable import CostdRedis
+
+/// The typed script calls: named keys and arguments in the order their Lua reads them, and
+/// replies parsed in one place.
+@Suite("Redis script calls")
+struct RedisScriptCallTests {
+    static let keys = RedisKeys(prefix: "p:")
+    static let settings = RedisSettings(endpoint: RedisEndpoint(address: .unix(path: "/r.sock")))
+
+    static func text(_ command: RedisCommand) -> [String] { command.map { String(decoding: $0, as: UTF8.self) } }
+
+    @Test func aRecordIsOneEvalshaWithItsKeysAndArgumentsInTheScriptsOrder() {
+        let record = SpendRecord(
+            recordId: "r1", unixMillis: 0, day: "2026-11-30", model: "gpt-4o", user: "ann", feature: nil, unit: "etl.service",
+            cost: Money(nanos: 7_500_000), inputTokens: 1_000, outputTokens: 500, routingSaved: Money(nanos: 42)
+        )
+        let call = RecordScript(
+            record: record, reservation: "rsv-1", budget: BudgetSettings(daily: .dollars(10)), settings: Self.settings, keys: Self.keys)
+        let command = Self.text(call.command)
+        #expect(Array(command[0...2]) == ["EVALSHA", RecordScript.script.sha1, "10"])
+        #expect(Array(command[3...12]) == [
+            "p:{s}:rec:r1", "p:{s}:d:2026-11-30", "p:{s}:m:2026-11",
+            "p:{s}:a:day:2026-11-30:warning", "p:{s}:a:day:2026-11-30:exceeded",
+            "p:{s}:a:month:2026-11:warning", "p:{s}:a:month:2026-11:exceeded",
+            "p:{s}:rsv:amt", "p:{s}:rsv:exp", "p:{s}:rsv:tot",
+        ])
+        #expect(Array(command[13...]) == [
+            "604800", "7500000", "0", "34560000", "69120000",
+            "8000000000", "10000000000", "-1", "-1", "69120000", "rsv-1",
+            "1000", "500", "0", "42", "2026-11-30", "2026-11",
+            "m\u{1F}gpt-4o", "u\u{1F}ann", "x\u{1F}etl.service",
+        ])
+    }
+
+    @Test func recordRepliesAreParsed() throws {
+        let fresh = try RecordScript.parse(.array([.integer(0), .string(Array("7500000|8100000000|9000000000|day:warning,month:exceeded".utf8))]))
+        #expect(!fresh.duplicate)
+        #expect(fresh.cost == Money(nanos: 7_500_000))
+        #expect(fresh.daySpent == Money(usd: "8.1"))
+        #expect(fresh.alerts.map { "\($0.0.rawValue):\($0.1.rawValue)" } == ["day:warning", "month:exceeded"])
+        #expect(try RecordScript.parse(.array([.integer(1), .string(Array("1|2|3|".utf8))])).duplicate)
+        #expect(throws: RedisScriptError.self) { try RecordScript.parse(.error("ERR boom")) }
+        #expect(throws: RedisScriptError.self) { try RecordScript.parse(.array([.integer(0), .string(Array("1|2".utf8))])) }
+    }
+
+    @Test func reserveRepliesAreGrantsOrRefusals() throws {
+        let granted = try ReserveScript.parse(.array([.integer(1), .string(Array("1".utf8)), .string(Array("2".utf8)), .string(Array("3".utf8)), .string(Array("4".utf8))]))
+        #expect(granted == .granted(daySpent: Money(nanos: 1), dayReserved: Money(nanos: 2), monthSpent: Money(nanos: 3), monthReserved: Money(nanos: 4)))
+        let refused = try ReserveScript.parse(.array([.integer(0), .string(Array("month".utf8)), .string(Array("5".utf8)), .string(Array("6".utf8))]))
+        #expect(refused == .refused(scope: .month, spent: Money(nanos: 5), reserved: Money(nanos: 6)))
+        #expect(throws: RedisScriptError.self) { try ReserveScript.parse(.array([.integer(0), .string(Array("week".utf8))])) }
+    }
+
+    @Test func leaseRepliesAreParsed() throws {
+        #expect(try AcquireLeaseScript.parse(.array([.integer(1), .string([1, 2]), .integer(500)])) == .hit(value: [1, 2], pttl: 500))
+        #expect(try AcquireLeaseScript.parse(.array([.integer(2)])) == .granted)
+        #expect(try AcquireLeaseScript.parse(.array([.integer(3), .integer(10)])) == .held)
+        #expect(try FillLeaseScript.parse(.integer(1)))
+        #expect(try !ReleaseLeaseScript.parse(.integer(0)))
+        #expect(try ReleaseReservationScript.parse(.integer(1)))
+    }
+
+    @Test func theSettleLuaIsOneCopySharedByTheScriptsThatEndReservations() {
+        for source in [RecordScript.script.source, ReserveScript.script.source, ReleaseReservationScript.script.source] {
+            #expect(source.hasPrefix(ReservationLua.giveBack))
+            #expect(source.components(separatedBy: "HDEL").count == 2, "the reservation is deleted in giveBack only")
+        }
+    }
+
+    @Test func theRecordScriptIncrementsTheSchemasFields() {
+        let source = RecordScript.script.source
+        for total in SpendSchema.totals { #expect(source.contains("'\(total.name)'"), "record script lacks total \(total.name)") }
+        for field in SpendSchema.breakdownFields { #expect(source.contains("'\(field.name)'"), "record script lacks breakdown \(field.name)") }
+    }
+}
