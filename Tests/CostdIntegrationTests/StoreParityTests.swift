@@ -82,6 +82,24 @@ import Testing
             return try JSONParser.parse(body)
         }
 
+        /// Sends calls as one JSON-RPC batch (one frame, so one event-loop turn); the answers by id.
+        func batch(_ calls: [String]) throws -> [JSONValue] {
+            let message = decoder.decode(frame: ByteBuffer(string: "[" + calls.joined(separator: ",") + "]"))
+            let loop = group.next()
+            let engine = self.engine
+            let body = try loop.submit { () -> EventLoopFuture<[UInt8]> in
+                var writer = JSONWriter()
+                guard let deferred = engine.handle(message, caller: nil, on: loop, into: &writer) else {
+                    return loop.makeSucceededFuture(writer.bytes)
+                }
+                let answer = loop.makePromise(of: [UInt8].self)
+                deferred.result.whenComplete { answer.succeed(deferred.body(for: $0, logger: Logger(label: "parity"))) }
+                return answer.futureResult
+            }.flatMap { $0 }.wait()
+            let answers = try JSONParser.parse(body).arrayValue ?? []
+            return answers.sorted { ($0["id"]?.int ?? 0) < ($1["id"]?.int ?? 0) }
+        }
+
         func result(_ method: String, _ params: JSONValue = [:]) throws -> JSONValue {
             let answer = try call(method, params)
             return try #require(answer["result"], "\(method) failed: \(answer)")
@@ -199,6 +217,29 @@ import Testing
         #expect(second["month"]?["spentUsd"]?.money == .dollars(2), "and so does December")
         #expect(try subject.result("report", ["date": "2026-11-30"])["totalCostUsd"]?.money == .dollars(1))
         #expect(try subject.result("report", ["period": "month"])["totalCostUsd"]?.money == .dollars(2))
+    }
+
+    /// A JSON-RPC batch lands in one event-loop turn: with Redis its records go in one script run.
+    /// Counted the same as one by one: a repeated id once, each alert at the record that crossed.
+    @Test(arguments: Store.allCases) func recordsOfOneTurnCountAsOneByOne(_ store: Store) throws {
+        let subject = try Subject(store, budget: BudgetSettings(daily: .dollars(1)))
+        var calls: [String] = []
+        for (index, spend) in ["0.5", "0.3", "0.3", "0.1", "0.2"].enumerated() {
+            let id = index == 2 ? "twice" : (index == 1 ? "twice" : "r\(index)")
+            calls.append(#"{"jsonrpc":"2.0","id":\#(index),"method":"record","params":{"model":"m","costUsd":\#(spend),"recordId":"\#(id)","user":"u\#(index % 2)"}}"#)
+        }
+        let answers = try subject.batch(calls)
+        #expect(answers.count == 5)
+        let receipts = answers.compactMap { $0["result"] }
+        #expect(receipts.count == 5)
+        // A duplicate answers as the first, alerts included (they are not fired again).
+        #expect(receipts.map { Self.alerts($0) } == [[], ["day:warning"], ["day:warning"], [], ["day:exceeded"]])
+        #expect(receipts[2]["duplicate"] == true, "the same id again in the same turn")
+        #expect(receipts.map { $0["day"]?["spentUsd"]?.money } == ["0.5", "0.8", "0.8", "0.9", "1.1"].map { Money(usd: $0) })
+        let report = try subject.result("report")
+        #expect(report["totalCostUsd"]?.money == Money(usd: "1.1"))
+        #expect(report["requests"]?.int == 4)
+        #expect(report["byUser"]?["u0"]?["costUsd"]?.money == Money(usd: "0.7"))
     }
 
     /// Only Redis has a backlog: records acknowledged while it is down, replayed when it is back,

@@ -4,8 +4,9 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// Spend counted in Redis, shared by every daemon on it: one Lua script per record increments
-/// integer totals, decides alerts and remembers the record id (exactly once). When Redis
+/// Spend counted in Redis, shared by every daemon on it: a Lua script increments integer
+/// totals, decides alerts and remembers each record id (exactly once), for all the records of
+/// one event-loop turn at a time. When Redis
 /// cannot take a record in time, it goes to the local ledger's backlog, is acknowledged from
 /// there, and is replayed into Redis when it is back; the script ignores a record id it has
 /// already counted, so a record that did reach Redis before a timeout is not counted twice.
@@ -32,16 +33,74 @@ public final class RedisSpendStore: SpendStore {
 
     // MARK: - Recording
 
+    /// A record waiting for the end of its event-loop turn, to go to Redis with the others.
+    private struct PendingRecord: Sendable {
+        var call: RecordScript
+        var record: SpendRecord
+        var budget: BudgetSettings
+        var promise: EventLoopPromise<RecordReceipt>
+    }
+
+    /// Records of the current event-loop turn, by event loop.
+    private let pendingRecords = Mutex<[ObjectIdentifier: [PendingRecord]]>([:])
+
     public func record(
         _ record: SpendRecord, rememberId: Bool, reservation: String?, budget: BudgetSettings, on eventLoop: any EventLoop
     ) -> EventLoopFuture<RecordReceipt> {
         guard redis.isAvailable else { return backlog(record, reservation: reservation, budget: budget, on: eventLoop) }
-        let call = RecordScript(record: record, reservation: reservation, budget: budget, settings: settings, keys: keys)
-        return redis.run(call, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).map { outcome in
-            self.receipt(from: outcome, for: record, budget: budget)
-        }.flatMapError { error in
-            self.logger.debug("Record goes to the backlog", metadata: ["recordId": "\(record.recordId)", "error": "\(error)"])
-            return self.backlog(record, reservation: reservation, budget: budget, on: eventLoop)
+        let promise = eventLoop.makePromise(of: RecordReceipt.self)
+        let pending = PendingRecord(
+            call: RecordScript(record: record, reservation: reservation, budget: budget, settings: settings, keys: keys),
+            record: record, budget: budget, promise: promise
+        )
+        let first = pendingRecords.withLock { batches -> Bool in
+            let loop = ObjectIdentifier(eventLoop)
+            let first = batches[loop]?.isEmpty ?? true
+            batches[loop, default: []].append(pending)
+            return first
+        }
+        // After every record of this turn: one script call for all of them.
+        if first { eventLoop.execute { self.sendPendingRecords(of: eventLoop) } }
+        return promise.futureResult
+    }
+
+    /// Sends the turn's records, a batch per day and budget (one script run each); a batch
+    /// Redis does not take in time goes to the backlog, record by record.
+    private func sendPendingRecords(of eventLoop: any EventLoop) {
+        let pending = pendingRecords.withLock { $0.removeValue(forKey: ObjectIdentifier(eventLoop)) } ?? []
+        var batches: [String: [PendingRecord]] = [:]
+        var order: [String] = []
+        for record in pending {
+            let key = record.call.dayKey + "|" + record.call.thresholds.map { "\($0?.nanos ?? -1)" }.joined(separator: ",")
+            if batches[key] == nil { order.append(key) }
+            batches[key, default: []].append(record)
+        }
+        for key in order {
+            let batch = batches[key]!
+            redis.run(RecordBatchScript(records: batch.map(\.call)), timeoutMillis: settings.recordTimeoutMillis, on: eventLoop)
+                .whenComplete { result in
+                    switch result {
+                    case .success(let outcomes) where outcomes.count == batch.count:
+                        for (pending, outcome) in zip(batch, outcomes) {
+                            pending.promise.succeed(self.receipt(from: outcome, for: pending.record, budget: pending.budget))
+                        }
+                    case .success(let outcomes):
+                        // A script that answers for fewer records than it was given is a bug; the
+                        // backlog's replay counts each record once all the same.
+                        self.logger.error("Record script answered \(outcomes.count) of \(batch.count) records; they go to the backlog")
+                        self.backlogAll(batch, on: eventLoop, reason: "short answer")
+                    case .failure(let error):
+                        self.backlogAll(batch, on: eventLoop, reason: "\(error)")
+                    }
+                }
+        }
+    }
+
+    private func backlogAll(_ batch: [PendingRecord], on eventLoop: any EventLoop, reason: String) {
+        logger.debug("Records go to the backlog", metadata: ["records": "\(batch.count)", "error": "\(reason)"])
+        for pending in batch {
+            pending.promise.completeWith(
+                backlog(pending.record, reservation: pending.call.reservation, budget: pending.budget, on: eventLoop))
         }
     }
 
