@@ -18,7 +18,7 @@ public struct RecordBatchScript: RedisScriptCall {
 
     public init(records: [RecordScript]) {
         precondition(!records.isEmpty, "a batch has records")
-        precondition(records.allSatisfy { $0.dayKey == records[0].dayKey }, "a batch is one day's")
+        precondition(records.allSatisfy { $0.day == records[0].day }, "a batch is one day's")
         self.records = records
     }
 

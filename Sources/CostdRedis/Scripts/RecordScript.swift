@@ -25,15 +25,22 @@ public struct RecordScript: RedisScriptCall {
         }
     }
 
-    // KEYS
-    public var recordIdKey: String
-    public var dayKey: String
-    public var monthKey: String
+    // KEYS, made when asked for: a batch needs the shared ones of its first record only.
+    private let redisKeys: RedisKeys
+    public var recordId: String
+    public var recordIdKey: String { redisKeys.record(recordId) }
+    public var dayKey: String { redisKeys.day(day) }
+    public var monthKey: String { redisKeys.month(month) }
     /// Alert flags: day warning, day exceeded, month warning, month exceeded.
-    public var alertKeys: [String]
-    public var reservationAmountsKey: String
-    public var reservationExpiryKey: String
-    public var reservedTotalsKey: String
+    public var alertKeys: [String] {
+        [
+            redisKeys.alert(.day, day, .warning), redisKeys.alert(.day, day, .exceeded),
+            redisKeys.alert(.month, month, .warning), redisKeys.alert(.month, month, .exceeded),
+        ]
+    }
+    public var reservationAmountsKey: String { redisKeys.reservationAmounts }
+    public var reservationExpiryKey: String { redisKeys.reservationExpiry }
+    public var reservedTotalsKey: String { redisKeys.reservedTotals }
 
     // ARGV
     public var recordIdWindowSeconds: Int64
@@ -56,16 +63,8 @@ public struct RecordScript: RedisScriptCall {
 
     public init(record: SpendRecord, reservation: String?, budget: BudgetSettings, settings: RedisSettings, keys: RedisKeys) {
         let month = PeriodCalendar.monthKey(ofDay: record.day)
-        recordIdKey = keys.record(record.recordId)
-        dayKey = keys.day(record.day)
-        monthKey = keys.month(month)
-        alertKeys = [
-            keys.alert(.day, record.day, .warning), keys.alert(.day, record.day, .exceeded),
-            keys.alert(.month, month, .warning), keys.alert(.month, month, .exceeded),
-        ]
-        reservationAmountsKey = keys.reservationAmounts
-        reservationExpiryKey = keys.reservationExpiry
-        reservedTotalsKey = keys.reservedTotals
+        redisKeys = keys
+        recordId = record.recordId
         recordIdWindowSeconds = settings.recordIdWindowSeconds
         cost = record.cost
         cached = record.cached

@@ -71,7 +71,7 @@ public final class RedisSpendStore: SpendStore {
         var batches: [String: [PendingRecord]] = [:]
         var order: [String] = []
         for record in pending {
-            let key = record.call.dayKey + "|" + record.call.thresholds.map { "\($0?.nanos ?? -1)" }.joined(separator: ",")
+            let key = record.call.day + "|" + record.call.thresholds.map { "\($0?.nanos ?? -1)" }.joined(separator: ",")
             if batches[key] == nil { order.append(key) }
             batches[key, default: []].append(record)
         }
