@@ -164,6 +164,9 @@ enum Targets {
         if let (sequence, _) = figures["route+get+record@1"] {
             row("route → cacheGet → record, 1 conn, p99", "<= 250 µs", "\(format(sequence.p99)) µs", sequence.p99 <= 250)
         }
+        if let (record, _) = figures["record (Redis)@50"] {
+            row("record through Redis, 50 conns", ">= 25000/s", "\(format(record.opsPerSecond))/s", record.opsPerSecond >= 25_000)
+        }
         if let (record, _) = figures["record (ledger)@50"] {
             row("durable record, embedded ledger, 50 conns", ">= 50000/s", "\(format(record.opsPerSecond))/s", record.opsPerSecond >= 50_000)
         }

@@ -68,15 +68,16 @@ public final class RedisSpendStore: SpendStore {
     /// Redis does not take in time goes to the backlog, record by record.
     private func sendPendingRecords(of eventLoop: any EventLoop) {
         let pending = pendingRecords.withLock { $0.removeValue(forKey: ObjectIdentifier(eventLoop)) } ?? []
-        var batches: [String: [PendingRecord]] = [:]
-        var order: [String] = []
+        // Almost always one batch: a turn spans midnight, or a reload changed the budgets, rarely.
+        var batches: [[PendingRecord]] = []
         for record in pending {
-            let key = record.call.day + "|" + record.call.thresholds.map { "\($0?.nanos ?? -1)" }.joined(separator: ",")
-            if batches[key] == nil { order.append(key) }
-            batches[key, default: []].append(record)
+            if let index = batches.firstIndex(where: { $0[0].call.day == record.call.day && $0[0].call.thresholds == record.call.thresholds }) {
+                batches[index].append(record)
+            } else {
+                batches.append([record])
+            }
         }
-        for key in order {
-            let batch = batches[key]!
+        for batch in batches {
             redis.run(RecordBatchScript(records: batch.map(\.call)), timeoutMillis: settings.recordTimeoutMillis, on: eventLoop)
                 .whenComplete { result in
                     switch result {
