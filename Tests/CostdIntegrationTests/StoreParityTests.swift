@@ -67,7 +67,18 @@ import Testing
             writer.field("method", method)
             writer.field("params", params)
             writer.endObject()
-            let message = decoder.decode(frame: ByteBuffer(bytes: writer.bytes))
+            return try answer(decoder.decode(frame: ByteBuffer(bytes: writer.bytes)))
+        }
+
+        /// Sends calls as one JSON-RPC batch (one frame, so one event-loop turn); the answers by id.
+        func batch(_ calls: [String]) throws -> [JSONValue] {
+            let answers = try answer(decoder.decode(frame: ByteBuffer(string: "[" + calls.joined(separator: ",") + "]"))).arrayValue ?? []
+            return answers.sorted { ($0["id"]?.int ?? 0) < ($1["id"]?.int ?? 0) }
+        }
+
+        /// Hands a decoded frame to the engine on its event loop, as the connection handler does,
+        /// and waits for the answer.
+        private func answer(_ message: RPCMessage) throws -> JSONValue {
             let loop = group.next()
             let engine = self.engine
             let body = try loop.submit { () -> EventLoopFuture<[UInt8]> in
@@ -80,24 +91,6 @@ import Testing
                 return answer.futureResult
             }.flatMap { $0 }.wait()
             return try JSONParser.parse(body)
-        }
-
-        /// Sends calls as one JSON-RPC batch (one frame, so one event-loop turn); the answers by id.
-        func batch(_ calls: [String]) throws -> [JSONValue] {
-            let message = decoder.decode(frame: ByteBuffer(string: "[" + calls.joined(separator: ",") + "]"))
-            let loop = group.next()
-            let engine = self.engine
-            let body = try loop.submit { () -> EventLoopFuture<[UInt8]> in
-                var writer = JSONWriter()
-                guard let deferred = engine.handle(message, caller: nil, on: loop, into: &writer) else {
-                    return loop.makeSucceededFuture(writer.bytes)
-                }
-                let answer = loop.makePromise(of: [UInt8].self)
-                deferred.result.whenComplete { answer.succeed(deferred.body(for: $0, logger: Logger(label: "parity"))) }
-                return answer.futureResult
-            }.flatMap { $0 }.wait()
-            let answers = try JSONParser.parse(body).arrayValue ?? []
-            return answers.sorted { ($0["id"]?.int ?? 0) < ($1["id"]?.int ?? 0) }
         }
 
         func result(_ method: String, _ params: JSONValue = [:]) throws -> JSONValue {
