@@ -185,6 +185,33 @@ func eventually(_ seconds: Double = 10, _ condition: () throws -> Bool) rethrows
         }
     }
 
+    /// AUTH and SELECT go out on every connection Redis accepts; a refused password leaves Redis
+    /// down with the reason, and the daemon on its backlog.
+    @Test func aPasswordAndADatabaseAreAppliedOnEveryConnection() throws {
+        let redis = TestRedis()
+        redis.extraArguments = ["--requirepass", "s3cret"]
+        defer { redis.cleanUp() }
+        try redis.start()
+        let daemon = TestDaemon(arguments: ["--redis", redis.url + "?db=2"])
+        daemon.environment = ["COSTD_REDIS_PASSWORD": "s3cret"]
+        defer { daemon.cleanUp() }
+        try daemon.start()
+        #expect(try eventually { try daemon.call("ping")["redis"]?["state"] == "up" })
+        #expect(try daemon.call("record", ["model": "m", "costUsd": 1])["backlogged"] == nil)
+        #expect(try redis.cli("-a", "s3cret", "--no-auth-warning", "-n", "2", "EXISTS", "costd:{s}:m:" + PeriodCalendar.monthKey(ofDay: try #require(daemon.call("report")["date"]?.stringValue))).hasPrefix("1"))
+        #expect(try redis.cli("-a", "s3cret", "--no-auth-warning", "-n", "0", "DBSIZE").hasPrefix("0"), "nothing in db 0")
+
+        let refused = TestDaemon(arguments: ["--redis", redis.url])
+        refused.environment = ["COSTD_REDIS_PASSWORD": "wrong"]
+        defer { refused.cleanUp() }
+        try refused.start()
+        let status = try refused.call("ping")["redis"]
+        #expect(status?["state"] == "down")
+        let reason = status?["lastError"]?.stringValue ?? ""
+        #expect(reason.contains("WRONGPASS") || reason.contains("invalid password"), "\(reason)")
+        #expect(try refused.call("record", ["model": "m", "costUsd": 1])["backlogged"] == true)
+    }
+
     @Test func cacheCallsKeepAnsweringFromL1WhileRedisIsDown() throws {
         try withRedis { redis in
             let pair = try daemons(2, on: redis)

@@ -12,6 +12,8 @@ final class TestRedis: @unchecked Sendable {
     let directory: String
     let socketPath: String
     private(set) var process: Process?
+    /// More redis-server options (`--requirepass`, `--maxmemory`, ...).
+    var extraArguments: [String] = []
 
     init() {
         directory = TestDaemon.makeTemporaryDirectory()
@@ -34,7 +36,7 @@ final class TestRedis: @unchecked Sendable {
             "--port", "0", "--unixsocket", socketPath, "--unixsocketperm", "700", "--dir", directory,
             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
             "--logfile", directory + "/redis.log",
-        ]
+        ] + extraArguments
         try process.run()
         self.process = process
         let deadline = Date().addingTimeInterval(10)
@@ -57,7 +59,23 @@ final class TestRedis: @unchecked Sendable {
         _ = "PING\r\n".withCString { send(fd, $0, 6, 0) }
         var buffer = [UInt8](repeating: 0, count: 16)
         let count = recv(fd, &buffer, 16, 0)
-        return count > 0 && String(decoding: buffer[0..<count], as: UTF8.self).hasPrefix("+PONG")
+        let answer = String(decoding: buffer[0..<max(0, count)], as: UTF8.self)
+        // With a password set, an unauthenticated PING is answered -NOAUTH: up all the same.
+        return count > 0 && (answer.hasPrefix("+PONG") || answer.hasPrefix("-NOAUTH"))
+    }
+
+    /// Runs `redis-cli` against this server; its output.
+    func cli(_ arguments: String...) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
+        process.arguments = ["-s", socketPath] + arguments
+        let output = directory + "/cli-\(UUID().uuidString).out"
+        FileManager.default.createFile(atPath: output, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: output)
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
     }
 
     func killHard() {
