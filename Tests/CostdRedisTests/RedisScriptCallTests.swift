@@ -12,38 +12,57 @@ struct RedisScriptCallTests {
 
     static func text(_ command: RedisCommand) -> [String] { command.map { String(decoding: $0, as: UTF8.self) } }
 
-    @Test func aRecordIsOneEvalshaWithItsKeysAndArgumentsInTheScriptsOrder() {
-        let record = SpendRecord(
+    @Test func aBatchOfRecordsIsOneEvalshaWithKeysAndArgumentsInTheScriptsOrder() {
+        let budget = BudgetSettings(daily: .dollars(10))
+        let first = SpendRecord(
             recordId: "r1", unixMillis: 0, day: "2026-11-30", model: "gpt-4o", user: "ann", feature: nil, unit: "etl.service",
             cost: Money(nanos: 7_500_000), inputTokens: 1_000, outputTokens: 500, routingSaved: Money(nanos: 42)
         )
-        let call = RecordScript(
-            record: record, reservation: "rsv-1", budget: BudgetSettings(daily: .dollars(10)), settings: Self.settings, keys: Self.keys)
+        let second = SpendRecord(recordId: "r2", unixMillis: 0, day: "2026-11-30", model: "m", cost: Money(nanos: 5), cached: true)
+        let call = RecordBatchScript(records: [
+            .init(record: first, reservation: "rsv-1", budget: budget, settings: Self.settings, keys: Self.keys),
+            .init(record: second, reservation: nil, budget: budget, settings: Self.settings, keys: Self.keys),
+        ])
         let command = Self.text(call.command)
-        #expect(Array(command[0...2]) == ["EVALSHA", RecordScript.script.sha1, "10"])
-        #expect(Array(command[3...12]) == [
-            "p:{s}:rec:r1", "p:{s}:d:2026-11-30", "p:{s}:m:2026-11",
+        #expect(Array(command[0...2]) == ["EVALSHA", RecordBatchScript.script.sha1, "11"])
+        #expect(Array(command[3...13]) == [
+            "p:{s}:d:2026-11-30", "p:{s}:m:2026-11",
             "p:{s}:a:day:2026-11-30:warning", "p:{s}:a:day:2026-11-30:exceeded",
             "p:{s}:a:month:2026-11:warning", "p:{s}:a:month:2026-11:exceeded",
-            "p:{s}:rsv:amt", "p:{s}:rsv:exp", "p:{s}:rsv:tot",
+            "p:{s}:rsv:amt", "p:{s}:rsv:exp", "p:{s}:rsv:tot", "p:{s}:rec:r1", "p:{s}:rec:r2",
         ])
-        #expect(Array(command[13...]) == [
-            "604800", "7500000", "0", "34560000", "69120000",
-            "8000000000", "10000000000", "-1", "-1", "69120000", "rsv-1",
-            "1000", "500", "0", "42", "2026-11-30", "2026-11",
-            "m\u{1F}gpt-4o", "u\u{1F}ann", "x\u{1F}etl.service",
+        #expect(Array(command[14...]) == [
+            "604800", "34560000", "69120000", "8000000000", "10000000000", "-1", "-1", "69120000",
+            "7500000", "0", "rsv-1", "1000", "500", "0", "42", "3", "m\u{1F}gpt-4o", "u\u{1F}ann", "x\u{1F}etl.service",
+            "5", "1", "", "0", "0", "0", "0", "1", "m\u{1F}m",
         ])
     }
 
+    @Test func recordBatchesKeepOrderAndSplitAtADayOrABudget() {
+        func record(_ id: String, _ day: String, daily: Int64 = 10) -> RecordBatchScript.Record {
+            .init(
+                record: SpendRecord(recordId: id, unixMillis: 0, day: day, model: "m", cost: .zero), reservation: nil,
+                budget: BudgetSettings(daily: .dollars(daily)), settings: Self.settings, keys: Self.keys)
+        }
+        let records = [record("a", "2026-11-30"), record("b", "2026-11-30"), record("c", "2026-12-01"), record("d", "2026-12-01", daily: 20)]
+        let batches = RecordBatchScript.batches(of: records) { $0 }
+        #expect(batches.map { $0.map(\.recordId) } == [["a", "b"], ["c"], ["d"]])
+    }
+
     @Test func recordRepliesAreParsed() throws {
-        let fresh = try RecordScript.parse(.array([.integer(0), .string(Array("7500000|8100000000|9000000000|day:warning,month:exceeded".utf8))]))
+        let replies = try RecordBatchScript.parse(.array([
+            .array([.integer(0), .string(Array("7500000|8100000000|9000000000|day:warning,month:exceeded".utf8))]),
+            .array([.integer(1), .string(Array("1|2|3|".utf8))]),
+        ]))
+        #expect(replies.count == 2)
+        let fresh = replies[0]
         #expect(!fresh.duplicate)
         #expect(fresh.cost == Money(nanos: 7_500_000))
         #expect(fresh.daySpent == Money(usd: "8.1"))
         #expect(fresh.alerts.map { "\($0.0.rawValue):\($0.1.rawValue)" } == ["day:warning", "month:exceeded"])
-        #expect(try RecordScript.parse(.array([.integer(1), .string(Array("1|2|3|".utf8))])).duplicate)
-        #expect(throws: RedisScriptError.self) { try RecordScript.parse(.error("ERR boom")) }
-        #expect(throws: RedisScriptError.self) { try RecordScript.parse(.array([.integer(0), .string(Array("1|2".utf8))])) }
+        #expect(replies[1].duplicate)
+        #expect(throws: RedisScriptError.self) { try RecordBatchScript.parse(.error("ERR boom")) }
+        #expect(throws: RedisScriptError.self) { try RecordBatchScript.parse(.array([.array([.integer(0), .string(Array("1|2".utf8))])])) }
     }
 
     @Test func reserveRepliesAreGrantsOrRefusals() throws {
@@ -64,14 +83,14 @@ struct RedisScriptCallTests {
     }
 
     @Test func theSettleLuaIsOneCopySharedByTheScriptsThatEndReservations() {
-        for source in [RecordScript.script.source, ReserveScript.script.source, ReleaseReservationScript.script.source] {
+        for source in [RecordBatchScript.script.source, ReserveScript.script.source, ReleaseReservationScript.script.source] {
             #expect(source.hasPrefix(ReservationLua.giveBack))
             #expect(source.components(separatedBy: "HDEL").count == 2, "the reservation is deleted in giveBack only")
         }
     }
 
     @Test func theRecordScriptIncrementsTheSchemasFields() {
-        let source = RecordScript.script.source
+        let source = RecordBatchScript.script.source
         for total in SpendSchema.totals { #expect(source.contains("'\(total.name)'"), "record script lacks total \(total.name)") }
         for field in SpendSchema.breakdownFields { #expect(source.contains("'\(field.name)'"), "record script lacks breakdown \(field.name)") }
     }

@@ -1,25 +1,149 @@
 import CostdCore
 
-/// Counts a batch of records of one day in one script run: what ``RecordScript`` does for each,
-/// in order, with each spend field incremented once for the whole batch. Records arriving in
-/// one event-loop turn go together, so a busy daemon pays Redis one script call per turn rather
-/// than one per record, and the same field (`spent`, a model's `cost`) is written once.
+/// Counts records of one day exactly once each, in order, in one script run: the records one
+/// event loop took in a turn, or a slice of the backlog being replayed. A busy daemon pays Redis
+/// one script call per turn rather than one per record, and each spend field (`spent`, a model's
+/// `cost`) is written once per batch.
 ///
-/// Each record is still counted exactly once (its id is checked and remembered as it is
-/// reached, so a repeat within the batch is a duplicate too), settles its own reservation, and
-/// sees the running totals, so alerts fire for the record that crossed the line, once per
-/// period and level, as with one call per record.
+/// For each record: if its id was counted before (within the window, or earlier in this batch)
+/// the first result is its answer and nothing changes; otherwise it settles the reservation it
+/// names, adds to the running totals, and for each of day/warning, day/exceeded, month/warning,
+/// month/exceeded whose threshold the running total has reached, `SET P{s}:a:… 1 NX`: only the
+/// run that creates the flag reports the alert, so across any number of daemons each alert fires
+/// once per period and level, for the record that crossed the line. Its result is remembered
+/// under its id for `redis.record_id_window`. A script runs atomically, so concurrent batches
+/// from many daemons see one total.
+///
+/// Money is integer nano-dollars throughout (HINCRBY, never INCRBYFLOAT); Lua's numbers are
+/// doubles, exact for integers up to 2^53 nano-dollars (about $9 million a day), and results are
+/// printed with `%d`. The field names are ``SpendSchema``'s.
 public struct RecordBatchScript: RedisScriptCall {
+    /// What the script answered for one record.
+    public struct Outcome: Sendable, Equatable {
+        /// The record id had been counted before: nothing changed, and this is the first result.
+        public var duplicate: Bool
+        public var cost: Money
+        public var daySpent: Money
+        public var monthSpent: Money
+        /// Alerts this record fired, as `(scope, level)`.
+        public var alerts: [(BudgetScope, AlertLevel)]
+
+        public static func == (lhs: Outcome, rhs: Outcome) -> Bool {
+            lhs.duplicate == rhs.duplicate && lhs.cost == rhs.cost && lhs.daySpent == rhs.daySpent
+                && lhs.monthSpent == rhs.monthSpent && lhs.alerts.map { "\($0)\($1)" } == rhs.alerts.map { "\($0)\($1)" }
+        }
+    }
+
+    /// One record as the batch takes it: its id key, its amounts, and the batch's settings it
+    /// shares with the others (the first record's are used).
+    public struct Record: Sendable {
+        // KEYS, made when asked for: a batch needs the shared ones of its first record only.
+        private let redisKeys: RedisKeys
+        public var recordId: String
+        public var recordIdKey: String { redisKeys.record(recordId) }
+        public var dayKey: String { redisKeys.day(day) }
+        public var monthKey: String { redisKeys.month(month) }
+        /// Alert flags: day warning, day exceeded, month warning, month exceeded.
+        public var alertKeys: [String] {
+            [
+                redisKeys.alert(.day, day, .warning), redisKeys.alert(.day, day, .exceeded),
+                redisKeys.alert(.month, month, .warning), redisKeys.alert(.month, month, .exceeded),
+            ]
+        }
+        public var reservationAmountsKey: String { redisKeys.reservationAmounts }
+        public var reservationExpiryKey: String { redisKeys.reservationExpiry }
+        public var reservedTotalsKey: String { redisKeys.reservedTotals }
+
+        // ARGV
+        public var recordIdWindowSeconds: Int64
+        public var cost: Money
+        public var cached: Bool
+        public var dayTTLSeconds: Int64
+        public var monthTTLSeconds: Int64
+        /// Alert thresholds in the order of `alertKeys`; nil where no budget is set.
+        public var thresholds: [Money?]
+        public var alertTTLSeconds: Int64
+        public var reservation: String?
+        public var inputTokens: Int64
+        public var outputTokens: Int64
+        public var cachedInputTokens: Int64
+        public var routingSaved: Money
+        public var day: String
+        public var month: String
+        /// `<kind>␟<name>` of every breakdown the record counts under (``SpendSchema``).
+        public var breakdowns: [String]
+
+        public init(record: SpendRecord, reservation: String?, budget: BudgetSettings, settings: RedisSettings, keys: RedisKeys) {
+            let month = PeriodCalendar.monthKey(ofDay: record.day)
+            redisKeys = keys
+            recordId = record.recordId
+            recordIdWindowSeconds = settings.recordIdWindowSeconds
+            cost = record.cost
+            cached = record.cached
+            dayTTLSeconds = settings.dayKeyTTLDays * 86_400
+            monthTTLSeconds = settings.monthKeyTTLDays * 86_400
+            func threshold(_ scope: BudgetScope, _ level: AlertLevel) -> Money? {
+                budget.budget(for: scope).map { budget.threshold(level, of: $0) }
+            }
+            thresholds = [threshold(.day, .warning), threshold(.day, .exceeded), threshold(.month, .warning), threshold(.month, .exceeded)]
+            alertTTLSeconds = settings.monthKeyTTLDays * 86_400
+            self.reservation = reservation
+            inputTokens = record.inputTokens
+            outputTokens = record.outputTokens
+            cachedInputTokens = record.cachedInputTokens
+            routingSaved = record.routingSaved
+            day = record.day
+            self.month = month
+            breakdowns = SpendSchema.kinds.compactMap { kind in kind.name(record).map { SpendSchema.breakdownPrefix(kind, $0) } }
+        }
+    }
+
+    /// `{0, result}` for a new record, `{1, first result}` for a duplicate; a result is
+    /// `cost|daySpent|monthSpent|alerts`, alerts a comma list of `day:warning`…
+    static func parseOutcome(_ reply: RedisReply) throws(RedisScriptError) -> Outcome {
+        guard let parts = reply.array, parts.count == 2, let flag = parts[0].integer, let result = parts[1].text else {
+            throw .unexpected(reply, of: Self.self)
+        }
+        let fields = result.split(separator: "|", omittingEmptySubsequences: false)
+        guard fields.count == 4, let cost = Int64(fields[0]), let daySpent = Int64(fields[1]), let monthSpent = Int64(fields[2]) else {
+            throw .unexpected(reply, of: Self.self)
+        }
+        let alerts = fields[3].split(separator: ",").compactMap { name -> (BudgetScope, AlertLevel)? in
+            let parts = name.split(separator: ":")
+            guard parts.count == 2, let scope = BudgetScope(rawValue: String(parts[0])), let level = AlertLevel(rawValue: String(parts[1]))
+            else { return nil }
+            return (scope, level)
+        }
+        return Outcome(
+            duplicate: flag == 1, cost: Money(nanos: cost), daySpent: Money(nanos: daySpent), monthSpent: Money(nanos: monthSpent),
+            alerts: alerts)
+    }
+
     /// One outcome per record, in order.
-    public typealias Reply = [RecordScript.Outcome]
+    public typealias Reply = [Outcome]
 
-    /// Every record of the batch, as it would be called alone (their day must be the same).
-    public var records: [RecordScript]
+    /// The records of the batch, in order (one day's, with the same budget).
+    public var records: [Record]
 
-    public init(records: [RecordScript]) {
+    public init(records: [Record]) {
         precondition(!records.isEmpty, "a batch has records")
         precondition(records.allSatisfy { $0.day == records[0].day }, "a batch is one day's")
         self.records = records
+    }
+
+    /// Splits items into runs of consecutive records that one batch may hold (the same day and
+    /// budget), keeping their order: almost always one run; a turn or a backlog that spans
+    /// midnight, or a reload that changed the budgets, makes more.
+    public static func batches<Item>(of items: [Item], record: (Item) -> Record) -> [[Item]] {
+        var batches: [[Item]] = []
+        for item in items {
+            if let last = batches.last?.last, record(last).day == record(item).day, record(last).thresholds == record(item).thresholds {
+                batches[batches.count - 1].append(item)
+            } else {
+                batches.append([item])
+            }
+        }
+        return batches
     }
 
     /// day, month, four alert flags, reservation amounts, expiry, totals, then each record id.
@@ -50,12 +174,12 @@ public struct RecordBatchScript: RedisScriptCall {
         return arguments
     }
 
-    /// An array of `{flag, result}` pairs, as ``RecordScript`` answers each.
-    public static func parse(_ reply: RedisReply) throws(RedisScriptError) -> [RecordScript.Outcome] {
+    /// An array of `{flag, result}` pairs, one per record.
+    public static func parse(_ reply: RedisReply) throws(RedisScriptError) -> [Outcome] {
         guard let parts = reply.array else { throw .unexpected(reply, of: Self.self) }
-        var outcomes: [RecordScript.Outcome] = []
+        var outcomes: [Outcome] = []
         outcomes.reserveCapacity(parts.count)
-        for part in parts { outcomes.append(try RecordScript.parse(part)) }
+        for part in parts { outcomes.append(try parseOutcome(part)) }
         return outcomes
     }
 

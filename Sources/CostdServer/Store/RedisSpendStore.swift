@@ -35,7 +35,7 @@ public final class RedisSpendStore: SpendStore {
 
     /// A record waiting for the end of its event-loop turn, to go to Redis with the others.
     private struct PendingRecord: Sendable {
-        var call: RecordScript
+        var call: RecordBatchScript.Record
         var record: SpendRecord
         var budget: BudgetSettings
         var promise: EventLoopPromise<RecordReceipt>
@@ -50,7 +50,7 @@ public final class RedisSpendStore: SpendStore {
         guard redis.isAvailable else { return backlog(record, reservation: reservation, budget: budget, on: eventLoop) }
         let promise = eventLoop.makePromise(of: RecordReceipt.self)
         let pending = PendingRecord(
-            call: RecordScript(record: record, reservation: reservation, budget: budget, settings: settings, keys: keys),
+            call: RecordBatchScript.Record(record: record, reservation: reservation, budget: budget, settings: settings, keys: keys),
             record: record, budget: budget, promise: promise
         )
         let first = pendingRecords.withLock { batches -> Bool in
@@ -68,16 +68,7 @@ public final class RedisSpendStore: SpendStore {
     /// Redis does not take in time goes to the backlog, record by record.
     private func sendPendingRecords(of eventLoop: any EventLoop) {
         let pending = pendingRecords.withLock { $0.removeValue(forKey: ObjectIdentifier(eventLoop)) } ?? []
-        // Almost always one batch: a turn spans midnight, or a reload changed the budgets, rarely.
-        var batches: [[PendingRecord]] = []
-        for record in pending {
-            if let index = batches.firstIndex(where: { $0[0].call.day == record.call.day && $0[0].call.thresholds == record.call.thresholds }) {
-                batches[index].append(record)
-            } else {
-                batches.append([record])
-            }
-        }
-        for batch in batches {
+        for batch in RecordBatchScript.batches(of: pending, record: \.call) {
             redis.run(RecordBatchScript(records: batch.map(\.call)), timeoutMillis: settings.recordTimeoutMillis, on: eventLoop)
                 .whenComplete { result in
                     switch result {
@@ -125,7 +116,7 @@ public final class RedisSpendStore: SpendStore {
     }
 
     /// The receipt of what the record script answered; remembers the periods' spend it saw.
-    func receipt(from outcome: RecordScript.Outcome, for record: SpendRecord, budget: BudgetSettings) -> RecordReceipt {
+    func receipt(from outcome: RecordBatchScript.Outcome, for record: SpendRecord, budget: BudgetSettings) -> RecordReceipt {
         let month = PeriodCalendar.monthKey(ofDay: record.day)
         known.withLock {
             $0["d:" + record.day] = outcome.daySpent
@@ -332,47 +323,51 @@ public final class RedisSpendStore: SpendStore {
     }
 
     private func replayNextBatch(on eventLoop: any EventLoop, budget: BudgetSettings) {
-        let batch = ledger.pendingBacklog(limit: 256)
-        guard !batch.isEmpty, redis.isAvailable else {
+        let pending = ledger.pendingBacklog(limit: 256).map { entry in
+            (entry.record, RecordBatchScript.Record(record: entry.record, reservation: entry.reservation, budget: budget, settings: settings, keys: keys))
+        }
+        guard !pending.isEmpty, redis.isAvailable else {
             replaying.store(false, ordering: .relaxed)
             return
         }
-        let calls = batch.map { entry in
-            RecordScript(record: entry.record, reservation: entry.reservation, budget: budget, settings: settings, keys: keys)
-        }
-        redis.registerScript(RecordScript.script)
+        // In order, as consecutive batches of one day and budget, all in one pipeline.
+        let batches = RecordBatchScript.batches(of: pending, record: \.1)
+        let calls = batches.map { RecordBatchScript(records: $0.map(\.1)) }
+        redis.registerScript(RecordBatchScript.script)
         redis.execute(calls.map(\.command), timeoutMillis: max(settings.recordTimeoutMillis, 5_000), on: eventLoop).whenComplete { result in
-            switch result {
-            case .success(let replies):
-                var done: [String] = []
-                for (record, reply) in zip(batch.map(\.record), replies) {
-                    do {
-                        let receipt = self.receipt(from: try RecordScript.parse(reply), for: record, budget: budget)
+            guard case .success(let replies) = result else {
+                self.replaying.store(false, ordering: .relaxed)
+                return
+            }
+            var done: [String] = []
+            var rejected = false
+            for (batch, reply) in zip(batches, replies) {
+                do {
+                    let outcomes = try RecordBatchScript.parse(reply)
+                    guard outcomes.count == batch.count else { throw RedisScriptError("answered \(outcomes.count) of \(batch.count) records") }
+                    for ((record, _), outcome) in zip(batch, outcomes) {
                         done.append(record.recordId)
-                        for alert in receipt.alerts {
+                        for alert in self.receipt(from: outcome, for: record, budget: budget).alerts where !outcome.duplicate {
                             self.logger.warning(
                                 "Budget \(alert.level == .exceeded ? "exceeded" : "warning")",
                                 metadata: ["scope": "\(alert.scope.rawValue)", "period": "\(alert.period)", "spent.usd": "\(alert.spent.decimalString)", "budget.usd": "\(alert.budget.decimalString)", "replayed": "true"]
                             )
                         }
-                    } catch {
-                        if !self.replayErrorLogged.exchange(true, ordering: .relaxed) {
-                            self.logger.error("Backlog record rejected by Redis; kept for later", metadata: ["recordId": "\(record.recordId)", "error": "\(error)"])
-                        }
-                        break
                     }
+                } catch {
+                    if !self.replayErrorLogged.exchange(true, ordering: .relaxed) {
+                        self.logger.error("Backlog records rejected by Redis; kept for later", metadata: ["recordId": "\(batch[0].0.recordId)", "error": "\(error)"])
+                    }
+                    rejected = true
+                    break
                 }
-                self.ledger.markReplayed(done)
-                if done.count == batch.count && self.ledger.backlogCount > 0 {
-                    self.replayNextBatch(on: eventLoop, budget: budget)
-                    return
-                }
-                if self.ledger.backlogCount == 0 {
-                    self.logger.notice("Backlog replayed into Redis")
-                }
-            case .failure:
-                break
             }
+            self.ledger.markReplayed(done)
+            if !rejected && self.ledger.backlogCount > 0 {
+                self.replayNextBatch(on: eventLoop, budget: budget)
+                return
+            }
+            if self.ledger.backlogCount == 0 { self.logger.notice("Backlog replayed into Redis") }
             self.replaying.store(false, ordering: .relaxed)
         }
     }
