@@ -4,17 +4,13 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// The embedded store of spend: a durable, append-only log with group commit, compacted into
-/// a snapshot now and then, and the ``SpendBook`` rebuilt from them.
-///
-/// Files in the state directory:
-/// - `snapshot.json`: the book as of the start of log generation `gen` (written atomically);
-/// - `ledger-<gen>.log`: entries since then (see ``GroupCommitWriter`` for the framing);
-/// - `costd.lock`: held with `flock` so that two daemons never share one state directory.
+/// The embedded store of spend: the ``SpendBook``, remembered record ids, reservations and
+/// (with Redis) the ``Backlog``, kept in a ``LedgerLog`` as entries (``LedgerEntry``) and,
+/// now and then, a snapshot.
 ///
 /// A record is acknowledged only once its entry is on disk, so it survives `kill -9`. On start
-/// the snapshot is loaded, every later log is replayed, and a torn last entry (a crash in the
-/// middle of a write) is cut off.
+/// the snapshot is loaded and every later entry applied again, by the same code that applied it
+/// the first time (`SpendLedger+State.swift`).
 public final class SpendLedger: Sendable {
     /// Only what a duplicate's answer repeats from the first (its cost, day and alerts; budget
     /// statuses are computed afresh): a busy host remembers hundreds of thousands of these.
@@ -58,47 +54,34 @@ public final class SpendLedger: Sendable {
     }
 
     private let state: Mutex<State>
-    private let writer: GroupCommitWriter
-    private let directory: String
+    private let log: LedgerLog
     private let settings: LedgerSettings
-    private let lockFD: Int32
     private let logger: Logger
 
     /// `clock` dates the recovery (which remembered record ids have expired); records and
     /// reservations carry their own times, from the engine's clock.
     public init(directory: String, settings: LedgerSettings, clock: CostdClock = .system, logger: Logger) throws {
-        self.directory = directory
         self.settings = settings
         self.logger = logger
-        try FileIO.makeDirectory(directory)
-        lockFD = try FileIO.open(directory + "/costd.lock", flags: O_RDWR | O_CREAT)
-        guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
-            Glibc.close(lockFD)
-            throw ConfigError("state directory \(directory) is in use by another costd")
-        }
         var state = State()
         state.recordIdWindowMillis = settings.recordIdWindowSeconds * 1000
         state.recordIdCapacity = settings.recordIdCapacity
-        let logPath: String
-        let size: Int64
-        do {
-            (logPath, size) = try SpendLedger.recover(
-                into: &state, directory: directory, settings: settings, nowMillis: clock.nowMillis, logger: logger)
-        } catch {
-            Glibc.close(lockFD)
-            throw error
-        }
-        let fd = try FileIO.open(logPath, flags: O_WRONLY | O_CREAT | O_APPEND)
-        try FileIO.syncDirectory(directory)
+        let nowMillis = clock.nowMillis
+        log = try LedgerLog(
+            directory: directory, logger: logger,
+            loadSnapshot: { json in
+                try state.load(snapshot: json, nowMillis: nowMillis)
+                return state.generation
+            },
+            apply: { json in state.apply(entry: json, sequence: 0, nowMillis: nowMillis) }
+        )
+        state.generation = log.openedGeneration
         self.state = Mutex(state)
-        self.writer = GroupCommitWriter(path: logPath, fd: fd, size: size)
-        writer.start()
     }
 
     /// Writes what is pending and releases the state directory.
     public func close() {
-        writer.close()
-        Glibc.close(lockFD)
+        log.close()
     }
 
     // MARK: - Recording
@@ -146,7 +129,7 @@ public final class SpendLedger: Sendable {
                 alerts: alerts,
                 duplicate: false
             )
-            let sequence = writer.append(LedgerEntry.record(record, alerts: alerts, remember: rememberId))
+            let sequence = log.append(LedgerEntry.record(record, alerts: alerts, remember: rememberId))
             if rememberId {
                 let forgotten = state.recordIdsForgottenEarly
                 state.remember(record, alerts: alerts, sequence: sequence, expiresAtMillis: nowMillis + state.recordIdWindowMillis)
@@ -160,7 +143,7 @@ public final class SpendLedger: Sendable {
             return (receipt, sequence, compactionIfDue(&state, nowMillis: nowMillis))
         }
         compaction?()
-        return writer.whenDurable(sequence, on: eventLoop).map { receipt }
+        return log.whenDurable(sequence, on: eventLoop).map { receipt }
     }
 
     /// Adds cache lookups to a day. Not waited for: losing a second of counters to a crash is
@@ -169,7 +152,7 @@ public final class SpendLedger: Sendable {
         guard !counters.isZero else { return }
         state.withLock { state in
             state.book.addCacheCounters(counters, day: day)
-            writer.append(LedgerEntry.cacheCounters(counters, day: day))
+            log.append(LedgerEntry.cacheCounters(counters, day: day))
         }
     }
 
@@ -181,7 +164,7 @@ public final class SpendLedger: Sendable {
         state.withLock { $0.status(scope, period: period, budget: budget) }
     }
 
-    public var isFailed: Bool { writer.isFailed }
+    public var isFailed: Bool { log.isFailed }
 
     /// Money held by open reservations of a period (`d:<day>`, `m:<month>`).
     func reserved(key: String) -> Money {
@@ -244,9 +227,9 @@ public final class SpendLedger: Sendable {
         let (sequence, waiting) = state.withLock { state -> (UInt64, (day: Money, month: Money)) in
             state.backlog.add(record, reservation: reservation)
             let waiting = (day: state.backlog.spend(.day, period: record.day), month: state.backlog.spend(.month, period: month))
-            return (writer.append(LedgerEntry.backlog(record, reservation: reservation)), waiting)
+            return (log.append(LedgerEntry.backlog(record, reservation: reservation)), waiting)
         }
-        return writer.whenDurable(sequence, on: eventLoop).map { waiting }
+        return log.whenDurable(sequence, on: eventLoop).map { waiting }
     }
 
     /// The records still to replay into Redis, oldest first.
@@ -261,14 +244,14 @@ public final class SpendLedger: Sendable {
         guard !recordIds.isEmpty else { return }
         state.withLock { state in
             state.backlog.remove(recordIds)
-            writer.append(LedgerEntry.replayed(recordIds))
+            log.append(LedgerEntry.replayed(recordIds))
         }
     }
 
     // MARK: - Compaction
 
     private func compactionIfDue(_ state: inout State, nowMillis: Int64) -> (() -> Void)? {
-        guard !state.compacting, writer.bytesInCurrentLog > settings.compactAfterBytes else { return nil }
+        guard !state.compacting, log.bytesInCurrentLog > settings.compactAfterBytes else { return nil }
         return compaction(&state, nowMillis: nowMillis)
     }
 
@@ -281,91 +264,13 @@ public final class SpendLedger: Sendable {
         state.generation += 1
         let generation = state.generation
         let snapshot = state.snapshot(generation: generation, nowMillis: nowMillis)
-        let newLog = SpendLedger.logPath(directory, generation)
-        let directory = self.directory
-        let logger = self.logger
-        return { [writer] in
-            writer.rotate(to: newLog) { [self] in
-                do {
-                    try FileIO.writeAtomically(snapshot, to: directory + "/snapshot.json", directory: directory)
-                    for name in try FileIO.fileNames(in: directory) {
-                        if let old = SpendLedger.generation(ofLog: name), old < generation {
-                            unlink(directory + "/" + name)
-                        }
-                    }
-                    logger.info("Compacted ledger", metadata: ["generation": "\(generation)", "snapshot.bytes": "\(snapshot.count)"])
-                } catch {
-                    logger.error("Ledger compaction failed", metadata: ["error": "\(error)"])
-                }
-                self.state.withLock { $0.compacting = false }
-            }
+        return { [log] in
+            log.compact(to: generation, snapshot: snapshot) { [self] in self.state.withLock { $0.compacting = false } }
         }
-    }
-
-    // MARK: - Recovery
-
-    static func logPath(_ directory: String, _ generation: Int) -> String {
-        let digits = String(generation)
-        return directory + "/ledger-" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits + ".log"
-    }
-
-    static func generation(ofLog name: String) -> Int? {
-        guard name.hasPrefix("ledger-"), name.hasSuffix(".log") else { return nil }
-        return Int(name.dropFirst("ledger-".count).dropLast(".log".count))
     }
 
     static func utcDay(_ unixMillis: Int64) -> String {
         var calendar = PeriodCalendar.utc
         return calendar.dayKey(unixMillis: unixMillis)
-    }
-
-    /// Loads the snapshot and replays the logs after it; returns the log to append to.
-    private static func recover(
-        into state: inout State, directory: String, settings: LedgerSettings, nowMillis: Int64, logger: Logger
-    ) throws -> (String, Int64) {
-        if let bytes = try FileIO.readAll(directory + "/snapshot.json") {
-            try state.load(snapshot: try JSONParser.parse(bytes, limits: .unlimited), nowMillis: nowMillis)
-        }
-        let generations = try FileIO.fileNames(in: directory).compactMap(generation(ofLog:)).sorted()
-        var entries = 0
-        var lastPath = logPath(directory, state.generation)
-        var lastSize: Int64 = 0
-        for generation in generations where generation >= state.generation {
-            let path = logPath(directory, generation)
-            let (count, validLength, fileLength) = try replay(path, into: &state, nowMillis: nowMillis)
-            entries += count
-            if validLength < fileLength {
-                logger.warning(
-                    "Cut a torn entry off the ledger",
-                    metadata: ["path": "\(path)", "kept.bytes": "\(validLength)", "dropped.bytes": "\(fileLength - validLength)"]
-                )
-                guard truncate(path, off_t(validLength)) == 0 else { throw SystemError("truncate \(path)", errno: errno) }
-            }
-            state.generation = generation
-            lastPath = path
-            lastSize = Int64(validLength)
-        }
-        logger.info("Opened ledger", metadata: ["directory": "\(directory)", "replayed.entries": "\(entries)"])
-        return (lastPath, lastSize)
-    }
-
-    private static func replay(_ path: String, into state: inout State, nowMillis: Int64) throws -> (Int, Int, Int) {
-        guard let bytes = try FileIO.readAll(path) else { return (0, 0, 0) }
-        var offset = 0
-        var count = 0
-        while offset + GroupCommitWriter.headerLength <= bytes.count {
-            let length = Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
-            let crc = UInt32(bytes[offset + 4]) << 24 | UInt32(bytes[offset + 5]) << 16 | UInt32(bytes[offset + 6]) << 8 | UInt32(bytes[offset + 7])
-            let start = offset + GroupCommitWriter.headerLength
-            guard start + length <= bytes.count else { break }
-            let payload = bytes[start..<(start + length)]
-            guard payload.withUnsafeBytes({ CRC32C.checksum($0) }) == crc,
-                let json = try? JSONParser.parse(payload, limits: .unlimited)
-            else { break }
-            state.apply(entry: json, sequence: 0, nowMillis: nowMillis)
-            offset = start + length
-            count += 1
-        }
-        return (count, offset, bytes.count)
     }
 }
