@@ -19,7 +19,6 @@ import Glibc
 /// and the connections come back with backoff. State changes are logged once, not per call.
 public final class RedisClient: Sendable {
     public let settings: RedisSettings
-    private let logger: Logger
     /// The connections of each event loop, by the loop's identity; immutable after init.
     private let connectionsByLoop: [ObjectIdentifier: LoopConnections]
     private let allSlots: [RedisConnectionSlot]
@@ -52,7 +51,6 @@ public final class RedisClient: Sendable {
         onStateChange: @escaping @Sendable (Bool) -> Void = { _ in }
     ) {
         self.settings = settings
-        self.logger = logger
         let health = RedisHealth(endpoint: settings.endpoint, logger: logger, onStateChange: onStateChange)
         self.health = health
         let loops = Array(group.makeIterator())

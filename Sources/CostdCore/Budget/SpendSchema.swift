@@ -62,6 +62,12 @@ public enum SpendSchema {
 
     public static let separator = "\u{1F}"
 
+    /// The key of a period among others: `d:<day>` or `m:<month>` (reserved money in the ledger
+    /// and in Redis's `rsv:tot` hash, spend known per period, the backlog's totals).
+    public static func periodKey(_ scope: BudgetScope, _ period: String) -> String {
+        (scope == .day ? "d:" : "m:") + period
+    }
+
     /// `<kind>␟<name>`: the prefix of a breakdown's fields in the Redis day hash.
     public static func breakdownPrefix(_ kind: Kind, _ name: String) -> String {
         kind.letter + separator + name

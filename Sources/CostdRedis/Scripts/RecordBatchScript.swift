@@ -19,7 +19,7 @@ import CostdCore
 /// printed with `%d`. The field names are ``SpendSchema``'s.
 public struct RecordBatchScript: RedisScriptCall {
     /// What the script answered for one record.
-    public struct Outcome: Sendable, Equatable {
+    public struct Outcome: Sendable {
         /// The record id had been counted before: nothing changed, and this is the first result.
         public var duplicate: Bool
         public var cost: Money
@@ -27,11 +27,6 @@ public struct RecordBatchScript: RedisScriptCall {
         public var monthSpent: Money
         /// Alerts this record fired, as `(scope, level)`.
         public var alerts: [(BudgetScope, AlertLevel)]
-
-        public static func == (lhs: Outcome, rhs: Outcome) -> Bool {
-            lhs.duplicate == rhs.duplicate && lhs.cost == rhs.cost && lhs.daySpent == rhs.daySpent
-                && lhs.monthSpent == rhs.monthSpent && lhs.alerts.map { "\($0)\($1)" } == rhs.alerts.map { "\($0)\($1)" }
-        }
     }
 
     /// One record as the batch takes it: its id key, its amounts, and the batch's settings it

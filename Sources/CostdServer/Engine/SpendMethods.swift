@@ -70,22 +70,12 @@ extension CostdEngine {
         return store.record(record, rememberId: clientRecordId != nil, reservation: reservation, budget: rules.budget, on: eventLoop)
             .map { receipt in
                 if !receipt.duplicate {
-                    for alert in receipt.alerts { CostdEngine.log(alert, logger: logger) }
+                    for alert in receipt.alerts { alert.log(to: logger) }
                 }
                 var writer = JSONWriter(reservingCapacity: 384)
                 CostdEngine.writeReceipt(receipt, to: &writer)
                 return writer.bytes
             }
-    }
-
-    static func log(_ alert: BudgetAlert, logger: Logger) {
-        logger.warning(
-            "Budget \(alert.level == .exceeded ? "exceeded" : "warning")",
-            metadata: [
-                "scope": "\(alert.scope.rawValue)", "period": "\(alert.period)",
-                "spent.usd": "\(alert.spent.decimalString)", "budget.usd": "\(alert.budget.decimalString)",
-            ]
-        )
     }
 
     /// `{model, inputTokens, maxOutputTokens, user?, feature?, ttl?}` → `{reservation, amountUsd, …}`:

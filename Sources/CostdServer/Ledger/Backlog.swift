@@ -66,10 +66,10 @@ struct Backlog: Sendable {
 
     /// Spend waiting for a day or a month.
     func spend(_ scope: BudgetScope, period: String) -> Money {
-        spendByPeriod[(scope == .day ? "d:" : "m:") + period] ?? .zero
+        spendByPeriod[SpendSchema.periodKey(scope, period)] ?? .zero
     }
 
     private static func periodKeys(of record: SpendRecord) -> [String] {
-        ["d:" + record.day, "m:" + PeriodCalendar.monthKey(ofDay: record.day)]
+        [SpendSchema.periodKey(.day, record.day), SpendSchema.periodKey(.month, PeriodCalendar.monthKey(ofDay: record.day))]
     }
 }

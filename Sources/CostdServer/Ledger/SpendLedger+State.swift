@@ -7,7 +7,7 @@ extension SpendLedger.State {
         BudgetStatus(
             spent: book.spent(scope, period: period),
             budget: budget.budget(for: scope),
-            reserved: reserved[SpendLedger.reservedKey(scope, period), default: .zero]
+            reserved: reserved[SpendSchema.periodKey(scope, period), default: .zero]
         )
     }
 
@@ -15,8 +15,8 @@ extension SpendLedger.State {
     @discardableResult
     mutating func settle(_ id: String) -> Bool {
         guard let reservation = reservations.removeValue(forKey: id) else { return false }
-        reserved[SpendLedger.reservedKey(.day, reservation.day), default: .zero] -= reservation.amount
-        reserved[SpendLedger.reservedKey(.month, reservation.month), default: .zero] -= reservation.amount
+        reserved[SpendSchema.periodKey(.day, reservation.day), default: .zero] -= reservation.amount
+        reserved[SpendSchema.periodKey(.month, reservation.month), default: .zero] -= reservation.amount
         return true
     }
 

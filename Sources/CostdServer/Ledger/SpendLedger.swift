@@ -181,7 +181,7 @@ public final class SpendLedger: Sendable {
             for (scope, period) in [(BudgetScope.day, request.day), (.month, request.month)] {
                 guard budget.isHard(scope), let limit = budget.budget(for: scope) else { continue }
                 let spent = state.book.spent(scope, period: period)
-                let reserved = state.reserved[SpendLedger.reservedKey(scope, period), default: .zero]
+                let reserved = state.reserved[SpendSchema.periodKey(scope, period), default: .zero]
                 if spent + reserved + request.amount > limit {
                     return .failure(
                         BudgetExceeded(scope: scope, period: period, spent: spent, reserved: reserved, budget: limit, requested: request.amount)
@@ -191,8 +191,8 @@ public final class SpendLedger: Sendable {
             state.reservations[request.id] = Reservation(
                 amount: request.amount, day: request.day, month: request.month, expiresAtMillis: request.expiresAtMillis
             )
-            state.reserved[SpendLedger.reservedKey(.day, request.day), default: .zero] += request.amount
-            state.reserved[SpendLedger.reservedKey(.month, request.month), default: .zero] += request.amount
+            state.reserved[SpendSchema.periodKey(.day, request.day), default: .zero] += request.amount
+            state.reserved[SpendSchema.periodKey(.month, request.month), default: .zero] += request.amount
             return .success(
                 ReservationGrant(
                     id: request.id,
@@ -209,10 +209,6 @@ public final class SpendLedger: Sendable {
     /// Gives a reservation up; true when it was open.
     public func release(reservation: String) -> Bool {
         state.withLock { $0.settle(reservation) }
-    }
-
-    static func reservedKey(_ scope: BudgetScope, _ period: String) -> String {
-        (scope == .day ? "d:" : "m:") + period
     }
 
     // MARK: - Backlog (Redis mode)

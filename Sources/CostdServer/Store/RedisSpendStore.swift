@@ -119,8 +119,8 @@ public final class RedisSpendStore: SpendStore {
     func receipt(from outcome: RecordBatchScript.Outcome, for record: SpendRecord, budget: BudgetSettings) -> RecordReceipt {
         let month = PeriodCalendar.monthKey(ofDay: record.day)
         known.withLock {
-            $0["d:" + record.day] = outcome.daySpent
-            $0["m:" + month] = outcome.monthSpent
+            $0[SpendSchema.periodKey(.day, record.day)] = outcome.daySpent
+            $0[SpendSchema.periodKey(.month, month)] = outcome.monthSpent
         }
         let alerts = outcome.alerts.compactMap { scope, level -> BudgetAlert? in
             guard let limit = budget.budget(for: scope) else { return nil }
@@ -209,7 +209,7 @@ public final class RedisSpendStore: SpendStore {
     }
 
     public func knownSpend(_ scope: BudgetScope, period: String) -> Money {
-        known.withLock { $0[(scope == .day ? "d:" : "m:") + period] } ?? .zero
+        known.withLock { $0[SpendSchema.periodKey(scope, period)] } ?? .zero
     }
 
     // MARK: - Cache counters
@@ -308,8 +308,8 @@ public final class RedisSpendStore: SpendStore {
             on: eventLoop
         ).whenSuccess { replies in
             self.known.withLock {
-                $0["d:" + today] = Money(nanos: replies[0].integer ?? 0)
-                $0["m:" + month] = Money(nanos: replies[1].integer ?? 0)
+                $0[SpendSchema.periodKey(.day, today)] = Money(nanos: replies[0].integer ?? 0)
+                $0[SpendSchema.periodKey(.month, month)] = Money(nanos: replies[1].integer ?? 0)
             }
         }
     }
@@ -348,10 +348,7 @@ public final class RedisSpendStore: SpendStore {
                     for ((record, _), outcome) in zip(batch, outcomes) {
                         done.append(record.recordId)
                         for alert in self.receipt(from: outcome, for: record, budget: budget).alerts where !outcome.duplicate {
-                            self.logger.warning(
-                                "Budget \(alert.level == .exceeded ? "exceeded" : "warning")",
-                                metadata: ["scope": "\(alert.scope.rawValue)", "period": "\(alert.period)", "spent.usd": "\(alert.spent.decimalString)", "budget.usd": "\(alert.budget.decimalString)", "replayed": "true"]
-                            )
+                            alert.log(to: self.logger, replayed: true)
                         }
                     }
                 } catch {

@@ -52,7 +52,8 @@ public struct StoredTotals: Sendable {
     /// The period whose reserved money a report of `days` shows: the day, or the month of a
     /// month's days. Both stores key reserved money this way (`d:<day>`, `m:<month>`).
     public static func reservedKey(days: [String]) -> String {
-        days.count == 1 ? "d:" + days[0] : "m:" + PeriodCalendar.monthKey(ofDay: days.first ?? "")
+        days.count == 1
+            ? SpendSchema.periodKey(.day, days[0]) : SpendSchema.periodKey(.month, PeriodCalendar.monthKey(ofDay: days.first ?? ""))
     }
 }
 
