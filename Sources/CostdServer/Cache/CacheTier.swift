@@ -234,7 +234,6 @@ final class CacheTier: Sendable {
         let storedInL1 = local.storedInL1
         let localLeaseHeld = local.leaseHeld
         guard let redis, let keys, redis.isAvailable else { return eventLoop.makeSucceededFuture(local) }
-        let valueKey = keys.cacheValue(key, namespace: namespace)
         if let lease {
             let call = FillLeaseScript(
                 key: key, namespace: namespace, value: value, ttlMillis: ttlMillis, token: lease, notice: event("fill", key: key).redisBytes,
@@ -243,6 +242,7 @@ final class CacheTier: Sendable {
                 CacheStoreOutcome(storedInL1: storedInL1, storedInL2: true, leaseHeld: held || localLeaseHeld == true)
             }.recover { _ in CacheStoreOutcome(storedInL1: storedInL1, storedInL2: false, leaseHeld: localLeaseHeld) }
         }
+        let valueKey = keys.cacheValue(key, namespace: namespace)
         return redis.execute([.make("SET", valueKey, value, "PX", ttlMillis)], timeoutMillis: cacheTimeoutMillis, on: eventLoop)
             .map { replies in CacheStoreOutcome(storedInL1: storedInL1, storedInL2: replies[0].errorMessage == nil, leaseHeld: nil) }
             .recover { _ in CacheStoreOutcome(storedInL1: storedInL1, storedInL2: false, leaseHeld: nil) }

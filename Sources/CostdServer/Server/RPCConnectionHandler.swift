@@ -27,8 +27,7 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     private var frameDecoder: FrameDecoder
     private let logger: Logger
     private let caller: CallerIdentity?
-    private var machine: RPCConnectionStateMachine?
-    private let machineLimits: RPCConnectionStateMachine.Limits
+    private var machine: RPCConnectionStateMachine
     private var timeoutCheck: Scheduled<Void>?
 
     private var received: ByteBuffer?
@@ -39,10 +38,14 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
         self.engine = engine
         self.messageDecoder = RPCMessageDecoder(limits: limits.json, maxBatchRequests: limits.maxBatchRequests)
         self.frameDecoder = FrameDecoder(maxFrameBytes: limits.maxFrameBytes)
-        self.machineLimits = .init(
-            maxInFlight: limits.maxInFlightPerConnection,
-            idleTimeout: limits.idleTimeoutSeconds > 0 ? .seconds(limits.idleTimeoutSeconds) : nil,
-            partialFrameTimeout: .seconds(max(1, limits.partialFrameTimeoutSeconds))
+        // Its clock is the event loop's, read from `handlerAdded` on.
+        self.machine = RPCConnectionStateMachine(
+            limits: .init(
+                maxInFlight: limits.maxInFlightPerConnection,
+                idleTimeout: limits.idleTimeoutSeconds > 0 ? .seconds(limits.idleTimeoutSeconds) : nil,
+                partialFrameTimeout: .seconds(max(1, limits.partialFrameTimeoutSeconds))
+            ),
+            now: .uptimeNanoseconds(0)
         )
         self.caller = caller
         self.logger = logger
@@ -51,8 +54,8 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     // MARK: - Timeouts
 
     func handlerAdded(context: ChannelHandlerContext) {
-        machine = RPCConnectionStateMachine(limits: machineLimits, now: context.eventLoop.now)
-        scheduleTimeoutCheck(in: machine!.checkInterval, context: context)
+        machine.opened(now: context.eventLoop.now)
+        scheduleTimeoutCheck(in: machine.checkInterval, context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -72,7 +75,7 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
 
     private func checkTimeouts(context: ChannelHandlerContext) {
         let bytesBuffered = (received?.readableBytes ?? 0) > 0
-        switch machine!.timerFired(now: context.eventLoop.now, bytesBuffered: bytesBuffered) {
+        switch machine.timerFired(now: context.eventLoop.now, bytesBuffered: bytesBuffered) {
         case .stop: break
         case .checkAgain(let interval): scheduleTimeoutCheck(in: interval, context: context)
         case .close(let reason): close(context: context, reason: reason)
@@ -83,7 +86,7 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        guard machine!.bytesReceived(now: context.eventLoop.now) else { return }
+        guard machine.bytesReceived(now: context.eventLoop.now) else { return }
         if received == nil || received!.readableBytes == 0 {
             received = bytes
         } else {
@@ -97,7 +100,7 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     private func processReceivedFrames(context: ChannelHandlerContext) {
-        while machine!.mayTakeFrame, received != nil {
+        while machine.mayTakeFrame, received != nil {
             let frame: ByteBuffer?
             do {
                 frame = try frameDecoder.decode(buffer: &received!)
@@ -106,20 +109,20 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
                 ready.writeErrorResponse(id: .null, error: error)
                 appendReadyFrame(context: context)
                 received = nil
-                perform(machine!.frameTooLarge(), context: context, reason: "frame too large")
+                perform(machine.frameTooLarge(), context: context, reason: "frame too large")
                 return
             } catch {
-                perform(machine!.failed("\(error)"), context: context, reason: "\(error)")
+                perform(machine.failed("\(error)"), context: context, reason: "\(error)")
                 return
             }
             guard let frame else { break }
-            machine!.frameTaken()
+            machine.frameTaken()
             handle(frame: frame, context: context)
         }
         if let buffer = received, buffer.readableBytes == 0 { received = nil }
-        machine!.framesTaken(bytesWaiting: received != nil, now: context.eventLoop.now)
+        machine.framesTaken(bytesWaiting: received != nil, now: context.eventLoop.now)
         if received != nil, received!.readerIndex > 64 << 10 { received!.discardReadBytes() }
-        perform(machine!.closeIfDrained(), context: context, reason: "drained")
+        perform(machine.closeIfDrained(), context: context, reason: "drained")
     }
 
     private func handle(frame: ByteBuffer, context: ChannelHandlerContext) {
@@ -127,7 +130,7 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
         let deferred = engine.handle(message, caller: caller, on: context.eventLoop, into: &ready)
         appendReadyFrame(context: context)
         guard let deferred else { return }
-        machine!.callDeferred()
+        machine.callDeferred()
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let logger = self.logger
         deferred.result.whenComplete { outcome in
@@ -137,7 +140,7 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     private func answered(_ body: [UInt8], context: ChannelHandlerContext) {
-        guard machine!.deferredAnswered() else { return }
+        guard machine.deferredAnswered() else { return }
         if !body.isEmpty {
             var frame = context.channel.allocator.buffer(capacity: body.count + FrameDecoder.headerLength)
             frame.writeFrame(body)
@@ -145,7 +148,7 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
         }
         processReceivedFrames(context: context)
         flushReady(context: context)
-        if machine!.mayResumeReading(writable: context.channel.isWritable) { context.read() }
+        if machine.mayResumeReading(writable: context.channel.isWritable) { context.read() }
     }
 
     /// Moves what `ready` holds into one frame of the outgoing batch.
@@ -168,7 +171,7 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
         if context.channel.isWritable {
             processReceivedFrames(context: context)
             flushReady(context: context)
-            if machine!.mayResumeReading(writable: true) { context.read() }
+            if machine.mayResumeReading(writable: true) { context.read() }
         }
         context.fireChannelWritabilityChanged()
     }
@@ -176,11 +179,11 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             // Graceful shutdown: finish the calls already received, then close.
-            perform(machine!.drain(), context: context, reason: "drained")
+            perform(machine.drain(), context: context, reason: "drained")
         } else if case ChannelEvent.inputClosed = event {
             // A one-shot client (`socat`, `nc -N`) sent its request and shut its side down:
             // it still wants the answers.
-            perform(machine!.drain(), context: context, reason: "drained")
+            perform(machine.drain(), context: context, reason: "drained")
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -188,13 +191,13 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("Connection error", metadata: ["error": "\(error)"])
-        perform(machine!.failed("\(error)"), context: context, reason: "\(error)")
+        perform(machine.failed("\(error)"), context: context, reason: "\(error)")
     }
 
     // MARK: - Outbound
 
     func read(context: ChannelHandlerContext) {
-        switch machine!.readRequested(writable: context.channel.isWritable) {
+        switch machine.readRequested(writable: context.channel.isWritable) {
         case .read: context.read()
         case .hold: break
         }
@@ -219,7 +222,7 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
         let frames = readyFrames ?? channel.allocator.buffer(capacity: 0)
         readyFrames = nil
         context.writeAndFlush(wrapOutboundOut(frames)).whenComplete { _ in channel.close(promise: nil) }
-        let deadline = channel.eventLoop.scheduleTask(in: machineLimits.partialFrameTimeout) { channel.close(promise: nil) }
+        let deadline = channel.eventLoop.scheduleTask(in: machine.limits.partialFrameTimeout) { channel.close(promise: nil) }
         channel.closeFuture.whenComplete { _ in deadline.cancel() }
     }
 

@@ -46,6 +46,11 @@ struct RPCConnectionStateMachine {
         self.lastRead = now
     }
 
+    /// The connection is open on its event loop (idle time counts from here).
+    mutating func opened(now: NIODeadline) {
+        lastRead = now
+    }
+
     // MARK: - Inbound
 
     /// Bytes arrived; false when they are to be dropped (the connection is closing).
