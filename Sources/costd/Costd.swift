@@ -64,6 +64,18 @@ struct Costd: AsyncParsableCommand {
     @Option(name: .customLong("metrics-listen"), help: "Serve Prometheus metrics at http://HOST:PORT/metrics (off by default), e.g. 127.0.0.1:9464.")
     var metricsListen: String?
 
+    @Option(name: .customLong("http-socket"), help: "Unix socket of the OpenAI-compatible HTTP endpoint (default: $COSTD_HTTP_SOCKET, beside --socket, $XDG_RUNTIME_DIR/costd-http.sock, /run/costd/http.sock).")
+    var httpSocket: String?
+
+    @Option(name: .customLong("http-listen"), help: "Also serve the HTTP endpoint on TCP HOST:PORT (loopback only unless http.allow_remote), e.g. 127.0.0.1:8787.")
+    var httpListen: String?
+
+    @Flag(name: .customLong("no-http"), help: "Do not serve the HTTP endpoint.")
+    var noHTTP = false
+
+    @Option(name: .customLong("upstream"), help: "An upstream of the HTTP endpoint, NAME=URL (repeatable), e.g. openai=http://127.0.0.1:8000/v1.")
+    var upstreams: [String] = []
+
     func validate() throws {
         if let logFormat, logFormat != "text", logFormat != "journal" {
             throw ValidationError("--log-format must be text or journal, not '\(logFormat)'")
@@ -87,7 +99,7 @@ struct Costd: AsyncParsableCommand {
             throw ValidationError("--socket-mode must be octal permissions like 0660")
         }
         let notifier = SystemdNotifier(environment: environment)
-        let inherited = try SocketActivation.inheritedSocket()
+        let inherited = try SocketActivation.inheritedSockets()
 
         let configuration: Configuration
         let rules: Rules
@@ -124,7 +136,7 @@ struct Costd: AsyncParsableCommand {
             }
         }
 
-        let address: ListenAddress = inherited.map { .inherited(fd: $0, name: "systemd socket") } ?? .unixSocket(socketPath, mode: mode)
+        let address: ListenAddress = inherited.rpc.map { .inherited(fd: $0, name: "systemd socket") } ?? .unixSocket(socketPath, mode: mode)
         let server = SocketServer(
             configuration: .init(address: address, limits: configuration.limits),
             engine: engine,
@@ -154,6 +166,34 @@ struct Costd: AsyncParsableCommand {
                 }
             )
         }
+        var upstreamClient: UpstreamClient? = nil
+        if configuration.http.enabled {
+            let settings = configuration.http
+            let client = try UpstreamClient(settings: settings, group: group, logger: logger)
+            upstreamClient = client
+            let gateway = HTTPGateway(engine: engine, upstreams: client, settings: settings, logger: logger)
+            var addresses: [ListenAddress] = [
+                inherited.http.map { .inherited(fd: $0, name: "systemd http socket") }
+                    ?? .unixSocket(
+                        settings.socketPath
+                            ?? DefaultPaths.httpSocket(
+                                environment: environment,
+                                // A socket-activated RPC socket still has a path: the HTTP one goes beside it.
+                                rpcSocket: configuration.socketPath ?? inherited.rpc.flatMap(UnixSocket.boundPath(of:))),
+                        mode: mode)
+            ]
+            if let tcp = try settings.listenAddress() { addresses.append(.tcp(host: tcp.host, port: tcp.port)) }
+            for httpAddress in addresses {
+                services.append(
+                    SocketServer(
+                        configuration: .init(address: httpAddress, limits: configuration.limits), group: group, logger: logger,
+                        onReady: { logger.info("HTTP endpoint ready", metadata: ["address": "\(httpAddress)"]) },
+                        refuse: { HTTPGateway.refuse($0, reason: $1) },
+                        setUpConnection: { try gateway.setUpConnection($0, caller: $1) }
+                    )
+                )
+            }
+        }
         services.append(SystemdService(notifier: notifier, group: group, engine: engine))
         let serviceGroup = ServiceGroup(
             services: services,
@@ -163,11 +203,13 @@ struct Costd: AsyncParsableCommand {
         do {
             try await serviceGroup.run()
         } catch {
+            await upstreamClient?.shutdown()
             redis?.stop()
             try? await group.shutdownGracefully()
             throw error
         }
         // The stores are closed by now (StoreService stops last); Redis goes before its loops.
+        await upstreamClient?.shutdown()
         redis?.stop()
         try await group.shutdownGracefully()
         logger.info("Stopped")
@@ -216,6 +258,18 @@ struct Costd: AsyncParsableCommand {
             }
         }
         if let redisPasswordFile { configuration.redisPasswordFile = redisPasswordFile }
+        if noHTTP { configuration.http.enabled = false }
+        if let httpSocket { configuration.http.socketPath = httpSocket }
+        if let httpListen { configuration.http.listen = httpListen }
+        for upstream in upstreams {
+            guard let equals = upstream.firstIndex(of: "="), equals != upstream.startIndex else {
+                throw ConfigError("--upstream must be NAME=URL, like openai=http://127.0.0.1:8000/v1")
+            }
+            let name = String(upstream[..<equals])
+            let known = configuration.http.upstreams[name]
+            configuration.http.upstreams[name] = HTTPSettings.Upstream(
+                url: String(upstream[upstream.index(after: equals)...]), keyFile: known?.keyFile, auth: known?.auth ?? (name == "anthropic" ? .xAPIKey : .bearer))
+        }
         if configuration.redis != nil {
             if let file = configuration.redisPasswordFile {
                 guard let data = FileManager.default.contents(atPath: file) else {

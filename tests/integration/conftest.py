@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,10 @@ from typing import Callable, Iterator, List, Optional
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "support"))
+
+from fake_upstream import FakeUpstream  # noqa: E402
+from redis_server import Redis  # noqa: E402
 
 
 def _binary(env_name: str, name: str) -> str:
@@ -62,6 +67,8 @@ class Daemon:
         self.binary = binary
         self.root = root
         self.socket = os.path.join(root, "costd.sock")
+        # The HTTP endpoint's socket, beside the RPC socket by default.
+        self.http_socket = os.path.join(root, "costd-http.sock")
         self.state_dir = os.path.join(root, "state")
         self.log_path = os.path.join(root, "costd.log")
         self.args = list(args)
@@ -203,3 +210,25 @@ def make_daemon(costd_bin: str) -> Iterator[Callable[..., Daemon]]:
 def make_module_daemon(costd_bin: str) -> Iterator[Callable[..., Daemon]]:
     """Like ``make_daemon``, for daemons shared by the tests of one module."""
     yield from _daemon_factory(costd_bin)
+
+
+@pytest.fixture
+def fake_upstream() -> Iterator[FakeUpstream]:
+    """A fake OpenAI/Anthropic provider on 127.0.0.1 (see tests/support/fake_upstream.py)."""
+    server = FakeUpstream().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[Redis]:
+    """A real redis-server on a Unix socket in a temporary directory."""
+    root = tempfile.mkdtemp(prefix="costd-redis-", dir="/tmp")
+    server = Redis(root).start()
+    try:
+        yield server
+    finally:
+        server.kill()
+        shutil.rmtree(root, ignore_errors=True)

@@ -18,6 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "clients" / "python" / "src"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+from redis_server import Redis  # noqa: E402
 
 
 def costd_binary() -> str:
@@ -94,47 +97,6 @@ class Daemon:
 
     def open_fds(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
-
-
-class Redis:
-    def __init__(self, root: str) -> None:
-        self.root = root
-        self.socket = os.path.join(root, "redis.sock")
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return "unix://" + self.socket
-
-    def start(self) -> "Redis":
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", "0", "--unixsocket", self.socket, "--unixsocketperm", "700", "--dir", self.root,
-             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--logfile", os.path.join(self.root, "redis.log")],
-        )
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if self.cli("PING").strip() == "PONG":
-                return self
-            time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def cli(self, *args: str) -> str:
-        result = subprocess.run(["redis-cli", "-s", self.socket, *args], capture_output=True, text=True, timeout=10)
-        return result.stdout
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGCONT)
-            self.process.kill()
-            self.process.wait()
-
-    def pause(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGCONT)
 
 
 @pytest.fixture

@@ -22,6 +22,9 @@ public struct SpendRecord: Sendable, Equatable {
     public var cachedInputTokens: Int64
     /// What routing saved on this call against the baseline model (zero when not routed down).
     public var routingSaved: Money
+    /// Whether the token counts were counted by costd rather than reported by the provider (a
+    /// stream the client hung up on before the provider said its usage).
+    public var estimated: Bool
 
     public init(
         recordId: String,
@@ -37,7 +40,8 @@ public struct SpendRecord: Sendable, Equatable {
         inputTokens: Int64 = 0,
         outputTokens: Int64 = 0,
         cachedInputTokens: Int64 = 0,
-        routingSaved: Money = .zero
+        routingSaved: Money = .zero,
+        estimated: Bool = false
     ) {
         self.recordId = recordId
         self.unixMillis = unixMillis
@@ -53,6 +57,7 @@ public struct SpendRecord: Sendable, Equatable {
         self.outputTokens = outputTokens
         self.cachedInputTokens = cachedInputTokens
         self.routingSaved = routingSaved
+        self.estimated = estimated
     }
 
     /// The spend this record adds to its period (zero for a call a cache hit avoided).
@@ -74,6 +79,7 @@ public struct SpendRecord: Sendable, Equatable {
         writer.field("out", outputTokens)
         if cachedInputTokens != 0 { writer.field("cin", cachedInputTokens) }
         if routingSaved != .zero { writer.field("rsaved", routingSaved.nanos) }
+        if estimated { writer.field("est", true) }
         writer.endObject()
     }
 
@@ -99,7 +105,8 @@ public struct SpendRecord: Sendable, Equatable {
             inputTokens: object["in"]?.numberValue?.int64 ?? 0,
             outputTokens: object["out"]?.numberValue?.int64 ?? 0,
             cachedInputTokens: object["cin"]?.numberValue?.int64 ?? 0,
-            routingSaved: Money(nanos: object["rsaved"]?.numberValue?.int64 ?? 0)
+            routingSaved: Money(nanos: object["rsaved"]?.numberValue?.int64 ?? 0),
+            estimated: object["est"]?.boolValue ?? false
         )
     }
 }

@@ -83,6 +83,8 @@ public struct Configuration: Sendable, Equatable {
     public var redis: RedisSettings?
     /// A file holding the Redis password (read at start and on reload, never logged).
     public var redisPasswordFile: String?
+    /// The OpenAI-compatible HTTP endpoint and its upstreams.
+    public var http = HTTPSettings()
 
     public init() {}
 
@@ -103,6 +105,7 @@ public struct Configuration: Sendable, Equatable {
         }
         _ = try PeriodCalendar(timeZoneIdentifier: timeZone)
         try redis?.validate()
+        try http.validate()
     }
 }
 
@@ -197,6 +200,45 @@ extension Configuration {
             redis.maxReplyBytes = try section.int("max_reply_bytes") ?? redis.maxReplyBytes
             try section.finish()
             self.redis = redis
+        }
+        if var section = try root.section("http") {
+            http.enabled = try section.bool("enabled") ?? http.enabled
+            http.socketPath = try section.string("socket")
+            http.listen = try section.string("listen")
+            http.allowRemote = try section.bool("allow_remote") ?? http.allowRemote
+            if let mode = try section.string("cache") {
+                guard let parsed = GatewayCachePolicy.Mode(rawValue: mode) else {
+                    throw ConfigError("http.cache must be deterministic, all or off, not '\(mode)'")
+                }
+                http.cache = parsed
+            }
+            http.maxBodyBytes = try section.int("max_body_bytes") ?? http.maxBodyBytes
+            http.maxResponseBytes = try section.int("max_response_bytes") ?? http.maxResponseBytes
+            http.requestTimeoutSeconds = try section.int64("request_timeout") ?? http.requestTimeoutSeconds
+            http.idleTimeoutSeconds = try section.int64("idle_timeout") ?? http.idleTimeoutSeconds
+            http.connectTimeoutMillis = try section.int64("connect_timeout_ms") ?? http.connectTimeoutMillis
+            http.readTimeoutMillis = try section.int64("read_timeout_ms") ?? http.readTimeoutMillis
+            http.defaultMaxOutputTokens = try section.int64("default_max_output_tokens") ?? http.defaultMaxOutputTokens
+            http.cacheTTLSeconds = try section.int64("cache_ttl")
+            try section.finish()
+        }
+        if let upstreams = try root.table("upstreams") {
+            for member in upstreams.members {
+                var section = try Section(member.value, path: "upstreams.\(member.key)")
+                let known = http.upstreams[member.key]
+                guard let url = try section.string("url") ?? known?.url else {
+                    throw ConfigError("upstreams.\(member.key).url is required")
+                }
+                var upstream = HTTPSettings.Upstream(url: url, keyFile: try section.string("key_file"), auth: known?.auth ?? .bearer)
+                if let auth = try section.string("auth") {
+                    guard let parsed = HTTPSettings.Upstream.Auth(rawValue: auth) else {
+                        throw ConfigError("upstreams.\(member.key).auth must be bearer or x-api-key")
+                    }
+                    upstream.auth = parsed
+                }
+                try section.finish()
+                http.upstreams[member.key] = upstream
+            }
         }
         try root.finish()
         try validate()

@@ -7,6 +7,21 @@ public enum DefaultPaths {
         return "/run/costd/costd.sock"
     }
 
+    /// The HTTP endpoint's socket: `$COSTD_HTTP_SOCKET`; else, when the RPC socket was named
+    /// (`--socket`, `socket =`, `$COSTD_SOCKET`), a sibling of it (`a.sock` → `a-http.sock`), so
+    /// that daemons with sockets of their own never share one; else
+    /// `$XDG_RUNTIME_DIR/costd-http.sock`; else `/run/costd/http.sock`.
+    public static func httpSocket(environment: [String: String], rpcSocket: String?) -> String {
+        if let path = environment["COSTD_HTTP_SOCKET"], !path.isEmpty { return path }
+        let named = rpcSocket ?? environment["COSTD_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
+        if let named {
+            let stem = named.hasSuffix(".sock") ? String(named.dropLast(5)) : named
+            return stem + "-http.sock"
+        }
+        if let runtime = environment["XDG_RUNTIME_DIR"], !runtime.isEmpty { return runtime + "/costd-http.sock" }
+        return "/run/costd/http.sock"
+    }
+
     /// `$COSTD_DATA_DIR`, else `share/costd` beside the binary's directory (an installed costd),
     /// else `data/` of the source tree the binary was built in, else `/usr/share/costd`.
     public static func dataDirectory(environment: [String: String], executablePath: String, exists: (String) -> Bool) -> String {

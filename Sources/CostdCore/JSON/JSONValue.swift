@@ -103,6 +103,17 @@ public struct JSONObject: Sendable, Equatable {
         members.append(Member(key: key, value: value))
     }
 
+    /// Gives `key` the value `value`: the member keeps its place (and its duplicates go), or a
+    /// new one goes last.
+    public mutating func set(_ key: String, _ value: JSONValue) {
+        guard let first = members.firstIndex(where: { $0.key == key }) else {
+            append(key, value)
+            return
+        }
+        members[first] = Member(key: key, value: value)
+        members = members.enumerated().filter { $0.offset == first || $0.element.key != key }.map(\.element)
+    }
+
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         lhs.members.count == rhs.members.count
             && zip(lhs.members, rhs.members).allSatisfy { $0.key == $1.key && $0.value == $1.value }

@@ -19,14 +19,36 @@ extension CostdEngine {
         if promptTokens == nil, let prompt = params.value("prompt") {
             (promptTokens, tokensExact) = self.promptTokens(prompt, rules: rules)
         }
+        switch plannedRoute(task: task, promptTokens: promptTokens, rules: rules, on: eventLoop) {
+        case .decided(let decision):
+            CostdEngine.writeRoute(decision, promptTokens: promptTokens, exact: tokensExact, rules: rules, grant: nil, into: &writer)
+            return .written
+        case .reserving(let reserved):
+            return .later(
+                reserved.map { decision, grant in
+                    var writer = JSONWriter()
+                    CostdEngine.writeRoute(decision, promptTokens: promptTokens, exact: tokensExact, rules: rules, grant: grant, into: &writer)
+                    return writer.bytes
+                }
+            )
+        }
+    }
+
+    /// A routing decision, made at once, or (with a hard budget on) once its reservation is taken.
+    enum RoutePlan {
+        case decided(RouteDecision)
+        case reserving(EventLoopFuture<(RouteDecision, ReservationGrant)>)
+    }
+
+    /// Routes a call, for `route` and the HTTP endpoint alike. With a hard budget on, the
+    /// worst-case cost of the routed call is reserved too; when it does not fit, cheaper tiers
+    /// are tried before the call is refused (budget exceeded).
+    func plannedRoute(task: String?, promptTokens: Int64?, rules: Rules, on eventLoop: any EventLoop) -> RoutePlan {
         let decision = rules.router.route(
             RouteRequest(task: task, promptTokens: promptTokens, underBudgetPressure: underBudgetPressure(rules))
         )
         let budget = rules.budget
-        guard budget.isHard(.day) || budget.isHard(.month) else {
-            CostdEngine.writeRoute(decision, promptTokens: promptTokens, exact: tokensExact, rules: rules, grant: nil, into: &writer)
-            return .written
-        }
+        guard budget.isHard(.day) || budget.isHard(.month) else { return .decided(decision) }
         // Try the routed tier, then each cheaper one, until a reservation fits.
         let tiers = rules.configuration.routing.tiers
         let chosen = tiers.firstIndex { $0.name == decision.tier } ?? 0
@@ -40,13 +62,7 @@ extension CostdEngine {
             }
             return candidate
         }
-        return .later(
-            routeWithReservation(candidates[...], promptTokens: promptTokens ?? 0, rules: rules, on: eventLoop).map { decision, grant in
-                var writer = JSONWriter()
-                CostdEngine.writeRoute(decision, promptTokens: promptTokens, exact: tokensExact, rules: rules, grant: grant, into: &writer)
-                return writer.bytes
-            }
-        )
+        return .reserving(routeWithReservation(candidates[...], promptTokens: promptTokens ?? 0, rules: rules, on: eventLoop))
     }
 
     private func routeWithReservation(

@@ -18,12 +18,76 @@ extension CostdEngine {
         }
     }
 
+    /// One call to count, however it came in (`record`, or the HTTP endpoint).
+    struct RecordCall {
+        /// Where a routing saving is measured from.
+        enum SavingsBase {
+            /// The configured baseline model (`record`: any call cheaper than it).
+            case baseline
+            /// The model the caller asked for, when costd routed it elsewhere (the HTTP endpoint).
+            case requested(String)
+            /// costd did not route the call.
+            case none
+        }
+
+        var model: String
+        var usage: Usage
+        var explicitCost: Money? = nil
+        var cached = false
+        var user: String? = nil
+        var feature: String? = nil
+        var clientRecordId: String? = nil
+        var reservation: String? = nil
+        var savingsBase = SavingsBase.baseline
+        var estimated = false
+    }
+
+    /// Prices `call`, makes its record and counts it in the store: the receipt once durable.
+    func record(_ call: RecordCall, caller: CallerIdentity?, on eventLoop: any EventLoop) throws(RPCError)
+        -> EventLoopFuture<RecordReceipt>
+    {
+        let rules = self.rules
+        let cost = try price(model: call.model, usage: call.usage, explicit: call.explicitCost, rules: rules)
+        let routingSaved: Money
+        switch call.savingsBase {
+        case _ where call.cached || call.usage.images > 0: routingSaved = .zero
+        case .baseline: routingSaved = routingSavings(model: call.model, against: rules.configuration.baselineModel, usage: call.usage, cost: cost, rules: rules)
+        case .requested(let requested): routingSaved = routingSavings(model: call.model, against: requested, usage: call.usage, cost: cost, rules: rules)
+        case .none: routingSaved = .zero
+        }
+        let now = clock.nowMillis
+        let record = SpendRecord(
+            recordId: call.clientRecordId ?? makeRecordId(),
+            unixMillis: now,
+            day: dayKey(unixMillis: now),
+            model: call.model,
+            user: call.user ?? caller?.userName,
+            feature: call.feature,
+            unit: caller?.unit,
+            unixUser: caller?.userName,
+            cost: cost,
+            cached: call.cached,
+            inputTokens: call.usage.inputTokens,
+            outputTokens: call.usage.outputTokens,
+            cachedInputTokens: call.usage.cachedInputTokens,
+            routingSaved: routingSaved,
+            estimated: call.estimated
+        )
+        let logger = self.logger
+        return store.record(record, rememberId: call.clientRecordId != nil, reservation: call.reservation, budget: rules.budget, on: eventLoop)
+            .map { receipt in
+                if !receipt.duplicate {
+                    for alert in receipt.alerts { alert.log(to: logger) }
+                }
+                return receipt
+            }
+    }
+
     /// `{model, inputTokens, outputTokens, cachedInputTokens?, images?, batch?, cached?, user?,
     /// feature?, costUsd?, recordId?, reservation?}` → `{costUsd, day, month, alerts}` once durable.
     func record(_ params: Params, caller: CallerIdentity?, on eventLoop: any EventLoop) throws(RPCError)
         -> EventLoopFuture<[UInt8]>
     {
-        let rules = self.rules
         let model = try params.requireName("model")
         let images = try params.count("images", max: 1_000_000) ?? 0
         let explicitCost = try params.money("costUsd")
@@ -43,39 +107,17 @@ extension CostdEngine {
         guard usage.cachedInputTokens + usage.cacheWriteInputTokens <= usage.inputTokens else {
             throw .invalidParams("cachedInputTokens plus cacheWriteInputTokens exceed inputTokens")
         }
-        let cached = try params.bool("cached") ?? false
-        let cost = try price(model: model, usage: usage, explicit: explicitCost, rules: rules)
         let clientRecordId = try params.name("recordId")
         if let clientRecordId, clientRecordId.isEmpty { throw .invalidParams("'recordId' must not be empty") }
-        let reservation = try params.name("reservation")
-
-        let now = clock.nowMillis
-        let record = SpendRecord(
-            recordId: clientRecordId ?? makeRecordId(),
-            unixMillis: now,
-            day: dayKey(unixMillis: now),
-            model: model,
-            user: try params.name("user") ?? caller?.userName,
-            feature: try params.name("feature"),
-            unit: caller?.unit,
-            unixUser: caller?.userName,
-            cost: cost,
-            cached: cached,
-            inputTokens: inputTokens,
-            outputTokens: outputTokens,
-            cachedInputTokens: usage.cachedInputTokens,
-            routingSaved: cached || images > 0 ? .zero : routingSavings(model: model, usage: usage, cost: cost, rules: rules)
-        )
-        let logger = self.logger
-        return store.record(record, rememberId: clientRecordId != nil, reservation: reservation, budget: rules.budget, on: eventLoop)
-            .map { receipt in
-                if !receipt.duplicate {
-                    for alert in receipt.alerts { alert.log(to: logger) }
-                }
-                var writer = JSONWriter(reservingCapacity: 384)
-                CostdEngine.writeReceipt(receipt, to: &writer)
-                return writer.bytes
-            }
+        let call = RecordCall(
+            model: model, usage: usage, explicitCost: explicitCost, cached: try params.bool("cached") ?? false,
+            user: try params.name("user"), feature: try params.name("feature"), clientRecordId: clientRecordId,
+            reservation: try params.name("reservation"))
+        return try record(call, caller: caller, on: eventLoop).map { receipt in
+            var writer = JSONWriter(reservingCapacity: 384)
+            CostdEngine.writeReceipt(receipt, to: &writer)
+            return writer.bytes
+        }
     }
 
     /// `{model, inputTokens, maxOutputTokens, user?, feature?, ttl?}` → `{reservation, amountUsd, …}`:
@@ -154,10 +196,9 @@ extension CostdEngine {
         writer.endObject()
     }
 
-    /// What the same call would have cost on the baseline model, minus what it cost: the saving
-    /// routing made (never negative; zero when the call used the baseline model).
-    func routingSavings(model: String, usage: Usage, cost: Money, rules: Rules) -> Money {
-        let baseline = rules.configuration.baselineModel
+    /// What the same call would have cost on the `baseline` model, minus what it cost: the
+    /// saving routing made (never negative; zero when the call used that model).
+    func routingSavings(model: String, against baseline: String, usage: Usage, cost: Money, rules: Rules) -> Money {
         guard model != baseline, let baselinePrice = rules.prices.price(for: baseline),
             let baselineCost = try? baselinePrice.cost(of: usage, model: baseline)
         else { return .zero }

@@ -17,6 +17,7 @@ public struct ListenAddress: Sendable, CustomStringConvertible {
     enum Kind: Sendable {
         case path(String, mode: mode_t)
         case inherited(fd: Int32, name: String)
+        case tcp(host: String, port: Int)
     }
 
     let kind: Kind
@@ -31,15 +32,22 @@ public struct ListenAddress: Sendable, CustomStringConvertible {
         ListenAddress(kind: .inherited(fd: fd, name: name))
     }
 
+    /// A TCP socket on `host:port` (the HTTP endpoint's `http.listen`).
+    public static func tcp(host: String, port: Int) -> ListenAddress {
+        ListenAddress(kind: .tcp(host: host, port: port))
+    }
+
     public var description: String {
         switch kind {
         case .path(let path, _): path
         case .inherited(let fd, let name): "fd \(fd) (\(name))"
+        case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         }
     }
 }
 
-/// The Unix-socket server: accepts connections and gives each an ``RPCConnectionHandler``.
+/// A listening socket's server: accepts connections and sets each up (an
+/// ``RPCConnectionHandler`` for the RPC socket, the HTTP pipeline for the endpoint).
 ///
 /// Its lifecycle is a ServiceLifecycle `Service`: `run()` binds, reports readiness, serves until
 /// graceful shutdown, then stops accepting, lets every connection finish the calls it has
@@ -63,23 +71,46 @@ public final class SocketServer: Service, Sendable {
         case shutdown
     }
 
+    /// Sets up an accepted connection's pipeline (on its event loop), given who connected.
+    public typealias ConnectionSetup = @Sendable (any Channel, CallerIdentity?) throws -> Void
+
     private let configuration: Configuration
-    private let engine: CostdEngine
+    private let setUpConnection: ConnectionSetup
+    /// Answers a connection refused for `reason` (too many connections) before closing it.
+    private let refuseConnection: @Sendable (any Channel, String) -> Void
     private let group: any EventLoopGroup
     private let logger: Logger
     private let onReady: @Sendable () -> Void
     private let state = Mutex<State>(.initial)
     private let connections = ConnectionRegistry()
 
-    public init(
+    /// The RPC server: each connection gets an ``RPCConnectionHandler`` over `engine`.
+    public convenience init(
         configuration: Configuration,
         engine: CostdEngine,
         group: any EventLoopGroup,
         logger: Logger,
         onReady: @escaping @Sendable () -> Void = {}
     ) {
+        let limits = configuration.limits
+        self.init(configuration: configuration, group: group, logger: logger, onReady: onReady, refuse: { SocketServer.refuse($0, reason: $1) }) {
+            channel, caller in
+            let handler = RPCConnectionHandler(engine: engine, limits: limits, caller: caller, logger: logger)
+            try channel.pipeline.syncOperations.addHandler(handler)
+        }
+    }
+
+    public init(
+        configuration: Configuration,
+        group: any EventLoopGroup,
+        logger: Logger,
+        onReady: @escaping @Sendable () -> Void = {},
+        refuse: @escaping @Sendable (any Channel, String) -> Void,
+        setUpConnection: @escaping ConnectionSetup
+    ) {
         self.configuration = configuration
-        self.engine = engine
+        self.setUpConnection = setUpConnection
+        self.refuseConnection = refuse
         self.group = group
         self.logger = logger
         self.onReady = onReady
@@ -134,7 +165,8 @@ public final class SocketServer: Service, Sendable {
 
     private func bind() async throws -> any Channel {
         let connections = self.connections
-        let engine = self.engine
+        let setUpConnection = self.setUpConnection
+        let refuse = self.refuseConnection
         let limits = configuration.limits
         let logger = self.logger
         let bootstrap = ServerBootstrap(group: group)
@@ -145,11 +177,10 @@ public final class SocketServer: Service, Sendable {
                 PeerIdentity.read(channel).flatMapThrowing { caller in
                     if let refusal = connections.admit(channel, uid: caller?.uid, limits: limits) {
                         logger.notice("Refused a connection", metadata: ["reason": "\(refusal)", "uid": "\(caller?.uid ?? 0)"])
-                        SocketServer.refuse(channel, reason: refusal)
+                        refuse(channel, refusal)
                         return
                     }
-                    let handler = RPCConnectionHandler(engine: engine, limits: limits, caller: caller, logger: logger)
-                    try channel.pipeline.syncOperations.addHandler(handler)
+                    try setUpConnection(channel, caller)
                 }
             }
         switch configuration.address.kind {
@@ -160,6 +191,10 @@ public final class SocketServer: Service, Sendable {
             return channel
         case .inherited(let fd, _):
             return try await bootstrap.withBoundSocket(fd).get()
+        case .tcp(let host, let port):
+            return try await bootstrap.serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .bind(host: host, port: port).get()
         }
     }
 

@@ -5,19 +5,45 @@ import NIOCore
 import ServiceLifecycle
 import UnixSignals
 
-/// The listening socket systemd passed in (socket activation), if any.
-public enum SocketActivation {
+/// The listening sockets systemd passed in (socket activation), by role.
+///
+/// A socket whose `FileDescriptorName=` is `http` (the shipped `costd-http.socket`) is the
+/// HTTP endpoint's; any other is the RPC socket (`costd.socket`).
+public struct SocketActivation: Sendable {
     public static let firstDescriptor: Int32 = 3
+    public static let httpName = "http"
 
-    /// The inherited listening Unix stream socket, or nil when not socket-activated. Throws when
-    /// systemd passed something costd cannot serve.
-    public static func inheritedSocket() throws -> Int32? {
-        let count = sd_listen_fds(1)
-        guard count > 0 else { return nil }
-        let fd = firstDescriptor
-        guard sd_is_socket_unix(fd, Int32(SOCK_STREAM.rawValue), 1, nil, 0) > 0 else {
-            throw SystemError("socket activation: fd \(fd) is not a listening Unix stream socket", errno: EINVAL)
+    public var rpc: Int32?
+    public var http: Int32?
+
+    /// The inherited sockets; none when not socket-activated. Throws when systemd passed
+    /// something costd cannot serve.
+    public static func inheritedSockets() throws -> SocketActivation {
+        var names: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = nil
+        let count = sd_listen_fds_with_names(1, &names)
+        defer {
+            if let names {
+                for index in 0..<Int(max(count, 0)) { free(names[index]) }
+                free(names)
+            }
         }
-        return fd
+        var sockets = SocketActivation()
+        guard count > 0 else { return sockets }
+        for index in 0..<count {
+            let fd = firstDescriptor + index
+            guard sd_is_socket(fd, AF_UNSPEC, Int32(SOCK_STREAM.rawValue), 1) > 0 else {
+                throw SystemError("socket activation: fd \(fd) is not a listening stream socket", errno: EINVAL)
+            }
+            let name = names?[Int(index)].map { String(cString: $0) }
+            if name == httpName {
+                sockets.http = fd
+            } else if sockets.rpc == nil {
+                guard sd_is_socket_unix(fd, Int32(SOCK_STREAM.rawValue), 1, nil, 0) > 0 else {
+                    throw SystemError("socket activation: fd \(fd) (\(name ?? "unnamed")) is not a listening Unix stream socket", errno: EINVAL)
+                }
+                sockets.rpc = fd
+            }
+        }
+        return sockets
     }
 }

@@ -34,6 +34,7 @@ from .errors import (
     UnknownModel,
     error_from_response,
 )
+from .gateway import async_openai_client, openai_client, resolve_http_socket_path
 from .llm import acached_completion, cached, cached_completion, to_jsonable, usage_from_response
 
 __version__ = "0.1.0"
@@ -49,6 +50,9 @@ __all__ = [
     "to_jsonable",
     "usage_from_response",
     "resolve_socket_path",
+    "openai_client",
+    "async_openai_client",
+    "resolve_http_socket_path",
     "DEFAULT_TIMEOUT",
     "DEFAULT_MAX_FRAME_BYTES",
     "SYSTEM_SOCKET_PATH",

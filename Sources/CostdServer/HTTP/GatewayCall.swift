@@ -1,0 +1,384 @@
+import AsyncHTTPClient
+import CostdCore
+import CostdProtocol
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// One LLM call through the HTTP endpoint, from its request to its recorded spend. It holds
+/// what the call took (a reservation, a cache lease) and gives back whatever it did not use,
+/// whichever way the call ends, the client hanging up included.
+struct GatewayCall {
+    let gateway: HTTPGateway
+    let request: HTTPGateway.Request
+    let endpoint: ProviderEndpoint
+    let requestId: String
+    let eventLoop: any EventLoop
+    let rules: Rules
+    private(set) var body: GatewayRequestBody
+    let requestedModel: String
+    let user: String?
+    let feature: String?
+    let namespace: String
+    /// Whether the client asked for a stream's usage chunk (costd always asks upstream).
+    let clientWantsStreamUsage: Bool
+    private(set) var policy: GatewayCachePolicy
+    /// Whether costd picked the model (`"model": "auto"` or `x-costd-task`), and the call saves
+    /// what the requested model would have cost more.
+    private(set) var routed = false
+    private(set) var reservation: String?
+    private(set) var lease: String?
+    /// The prompt's tokens, counted once (routing, the reservation, estimates).
+    private var promptTokenCount: Int64?
+
+    private var engine: CostdEngine { gateway.engine }
+    private var settings: HTTPSettings { gateway.settings }
+    private var headers: HTTPHeaders { request.head.headers }
+
+    init(gateway: HTTPGateway, request: HTTPGateway.Request, endpoint: ProviderEndpoint, requestId: String) throws {
+        self.gateway = gateway
+        self.request = request
+        self.endpoint = endpoint
+        self.requestId = requestId
+        self.eventLoop = request.eventLoop
+        self.rules = gateway.engine.rules
+        do {
+            self.body = try GatewayRequestBody(endpoint: endpoint, bytes: request.body, limits: rules.configuration.limits.json)
+        } catch {
+            throw GatewayError.badRequest(error.message)
+        }
+        self.requestedModel = body.model
+        self.clientWantsStreamUsage = body.clientWantsStreamUsage
+        let headers = request.head.headers
+        self.user = try GatewayCall.name(headers.first(name: "x-costd-user") ?? body.user, "x-costd-user")
+        self.feature = try GatewayCall.name(headers.first(name: "x-costd-feature"), "x-costd-feature")
+        self.namespace = try GatewayCall.name(headers.first(name: "x-costd-namespace"), "x-costd-namespace") ?? ""
+        self.policy = GatewayCachePolicy(
+            mode: gateway.settings.cache, deterministic: body.isDeterministic,
+            costdCacheHeader: headers.first(name: "x-costd-cache"), cacheControl: headers[canonicalForm: "cache-control"].joined(separator: ","))
+    }
+
+    /// A user, feature or namespace: at most 256 bytes, no control characters.
+    private static func name(_ value: String?, _ field: String) throws -> String? {
+        guard let value else { return nil }
+        guard value.utf8.count <= 256, !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+            throw GatewayError.badRequest("\(field) must be at most 256 bytes, without control characters")
+        }
+        return value
+    }
+
+    mutating func run(pathAndQuery: String, responder: GatewayResponder) async throws {
+        do {
+            try await routeAndReserve()
+            let key = CacheKey(model: body.model, namespace: namespace, prompt: body.cacheKeyPrompt)
+            if policy.lookup, let answer = try await lookUp(key) {
+                try await replay(answer, responder: responder)
+                return
+            }
+            guard let upstream = gateway.upstreams.upstream(named: endpoint.upstream) else {
+                throw GatewayError.notFound("no upstream named '\(endpoint.upstream)'")
+            }
+            body.requestStreamUsage()
+            let response = try await gateway.send(
+                to: upstream, pathAndQuery: pathAndQuery, method: .POST, headers: headers, body: body.encoded())
+            if response.status != .ok {
+                try await passError(response, responder: responder)
+            } else if body.streams, response.headers.first(name: "content-type")?.contains("text/event-stream") == true {
+                try await stream(response, key: key, responder: responder)
+            } else {
+                try await whole(response, key: key, responder: responder)
+            }
+        } catch {
+            await giveBack()
+            throw error
+        }
+    }
+
+    // MARK: - Before the upstream
+
+    private mutating func promptTokens() -> Int64 {
+        if let promptTokenCount { return promptTokenCount }
+        let count = engine.promptTokens(.string(body.promptText), rules: rules).tokens
+        promptTokenCount = count
+        return count
+    }
+
+    /// Routing when asked for, then the hard budget's reservation (routing may have taken it).
+    private mutating func routeAndReserve() async throws {
+        let task = headers.first(name: "x-costd-task")
+        if requestedModel == "auto" || task != nil {
+            let decision: RouteDecision
+            let grant: ReservationGrant?
+            switch engine.plannedRoute(task: task, promptTokens: promptTokens(), rules: rules, on: eventLoop) {
+            case .decided(let decided): (decision, grant) = (decided, nil)
+            case .reserving(let reserving): (decision, grant) = try await budgetChecked(reserving)
+            }
+            body.setModel(decision.model)
+            body.setMaxOutputTokensIfMissing(decision.maxTokens)
+            reservation = grant?.id
+            routed = decision.model != requestedModel
+        }
+        let budget = rules.budget
+        guard reservation == nil, budget.isHard(.day) || budget.isHard(.month) else { return }
+        guard let price = rules.prices.price(for: body.model) else {
+            throw GatewayError.badRequest(
+                "costd has no price for model '\(body.model)', so it cannot keep the hard budget; add the model under [prices]")
+        }
+        let outputTokens = endpoint.kind == .embeddings ? 0 : body.maxOutputTokens ?? settings.defaultMaxOutputTokens
+        let amount = price.cost(inputTokens: promptTokens(), outputTokens: outputTokens)
+        reservation = try await budgetChecked(engine.takeReservation(amount: amount, ttlSeconds: 600, rules: rules, on: eventLoop)).id
+    }
+
+    /// Waits for a reservation; a full budget becomes 429, a store that cannot answer 503.
+    private func budgetChecked<Value: Sendable>(_ future: EventLoopFuture<Value>) async throws -> Value {
+        do {
+            return try await future.get()
+        } catch {
+            let rpcError = CostdEngine.rpcError(error, logger: gateway.logger)
+            if rpcError.code == RPCError.budgetExceededCode { throw GatewayError.budgetExceeded(rpcError.message) }
+            throw GatewayError.unavailable(rpcError.message)
+        }
+    }
+
+    /// The stored answer, or nil (and a lease when this call is to fill the entry).
+    private mutating func lookUp(_ key: CacheKey) async throws -> CachedAnswer? {
+        let value: [UInt8]?
+        if let l1 = engine.cache.l1Value(key, model: body.model, namespace: namespace) {
+            value = l1
+        } else {
+            let wait = rules.configuration.cache.defaultLeaseWaitMillis
+            switch try await engine.cache.lookup(key, model: body.model, namespace: namespace, lease: true, waitMillis: wait, on: eventLoop).get() {
+            case .hit(let stored, _): value = stored
+            case .miss(let lease):
+                self.lease = lease
+                value = nil
+            }
+        }
+        // An entry some RPC client put there is not an answer: the call goes upstream and its
+        // answer replaces it.
+        guard let value, let answer = CachedAnswer(bytes: value) else { return nil }
+        return answer
+    }
+
+    private mutating func replay(_ answer: CachedAnswer, responder: GatewayResponder) async throws {
+        await giveBack()
+        // The saving is counted, not waited for: it is not spend, and a hit must be fast.
+        let saving = EngineRecordCall(model: body.model, usage: answer.usage, explicitCost: answer.cost, cached: true)
+        await record(saving, waited: false)
+        var headers = HTTPHeaders()
+        headers.add(name: "x-costd-cache", value: "hit")
+        headers.add(name: "x-costd-cost-usd", value: "0")
+        headers.add(name: "x-costd-saved-usd", value: answer.cost.decimalString)
+        addCostdHeaders(&headers)
+        if body.streams, let (events, usageOnly) = answer.events(for: endpoint) {
+            headers.add(name: "content-type", value: "text/event-stream; charset=utf-8")
+            headers.add(name: "cache-control", value: "no-cache")
+            try await responder.head(.ok, headers: headers)
+            for (index, event) in events.enumerated() where clientWantsStreamUsage || !usageOnly.contains(index) {
+                try await responder.body(event.bytes)
+            }
+            try await responder.end()
+        } else {
+            headers.add(name: "content-type", value: "application/json")
+            try await responder.respond(.ok, headers: headers, body: answer.body(for: endpoint) ?? [])
+        }
+    }
+
+    // MARK: - The upstream's answer
+
+    /// An upstream error: passed on with its status and body, never cached; spend recorded only
+    /// if the upstream reported usage.
+    private mutating func passError(_ response: HTTPClientResponse, responder: GatewayResponder) async throws {
+        let bytes = try await collect(response.body)
+        if let usage = endpoint.usage(from: (try? JSONParser.parse(bytes))?["usage"]) {
+            _ = await recordSpend(usage, estimated: false)
+        }
+        await giveBack()
+        var headers = HTTPGateway.passedOn(response.headers)
+        headers.add(name: "x-costd-cache", value: policy.label)
+        addCostdHeaders(&headers)
+        try await responder.respond(response.status, headers: headers, body: bytes)
+    }
+
+    private mutating func whole(_ response: HTTPClientResponse, key: CacheKey, responder: GatewayResponder) async throws {
+        let bytes = try await collect(response.body)
+        var headers = HTTPGateway.passedOn(response.headers)
+        headers.add(name: "x-costd-cache", value: policy.label)
+        addCostdHeaders(&headers)
+        if let usage = endpoint.usage(from: (try? JSONParser.parse(bytes))?["usage"]) {
+            if let spend = await recordSpend(usage, estimated: false) {
+                headers.add(name: "x-costd-cost-usd", value: spend.decimalString)
+                if policy.store {
+                    await store(CachedAnswer(model: body.model, cost: spend, usage: usage, body: bytes), key: key)
+                }
+            }
+        } else {
+            gateway.logger.warning("An upstream answer carried no usage; not recorded", metadata: ["request": "\(requestId)", "endpoint": "\(endpoint)"])
+        }
+        await giveBack()
+        try await responder.respond(.ok, headers: headers, body: bytes)
+    }
+
+    /// A stream: each event passed on as it completes. The whole stream is recorded and stored
+    /// as its last event arrives, before that event is passed on, so that a client that sends
+    /// the same request the moment the stream ends already gets a hit.
+    private mutating func stream(_ response: HTTPClientResponse, key: CacheKey, responder: GatewayResponder) async throws {
+        var headers = HTTPGateway.passedOn(response.headers)
+        headers.add(name: "x-costd-cache", value: policy.label)
+        addCostdHeaders(&headers)
+        try await responder.head(.ok, headers: headers)
+        var parser = SSEParser(maxEventBytes: settings.maxResponseBytes)
+        var observer = StreamObserver(endpoint: endpoint)
+        var kept: [ServerSentEvent]? = policy.store ? [] : nil
+        var keptBytes = 0
+        var usageOnly = Set<Int>()
+        var finished = false
+        let clientWantsUsage = clientWantsStreamUsage
+        do {
+            for try await buffer in response.body {
+                for event in try parser.feed(buffer.readableBytesView) {
+                    let role = observer.observe(event)
+                    if kept != nil {
+                        if role == .usageOnly { usageOnly.insert(kept!.count) }
+                        kept!.append(event)
+                        keptBytes += event.bytes.count
+                        if keptBytes > settings.maxResponseBytes { kept = nil }
+                    }
+                    switch role {
+                    case .content: try await responder.body(event.bytes)
+                    case .usageOnly: if clientWantsUsage { try await responder.body(event.bytes) }
+                    case .last:
+                        finished = true
+                        await finishStream(observer, kept: kept, usageOnly: usageOnly, key: key)
+                        try await responder.body(event.bytes)
+                    }
+                }
+            }
+            if !parser.pending.isEmpty { try await responder.body(parser.pending) }
+            if !finished {
+                finished = true
+                await finishCutShort(observer)
+            }
+            try await responder.end()
+        } catch {
+            if !finished { await finishCutShort(observer) }
+            throw error
+        }
+    }
+
+    private mutating func finishStream(_ observer: StreamObserver, kept: [ServerSentEvent]?, usageOnly: Set<Int>, key: CacheKey) async {
+        guard let usage = observer.usage else {
+            await finishCutShort(observer)
+            return
+        }
+        guard let spend = await recordSpend(usage, estimated: false) else { return }
+        if let kept {
+            await store(CachedAnswer(model: body.model, cost: spend, usage: usage, events: kept, usageOnlyEvents: usageOnly), key: key)
+        }
+    }
+
+    /// A stream that ended before its last event (the client hung up, or the upstream did):
+    /// the tokens so far are recorded, from the upstream's usage when it came, else counted
+    /// with the tokenizer and marked estimated. Nothing is cached.
+    private mutating func finishCutShort(_ observer: StreamObserver) async {
+        var usage = observer.usage ?? Usage()
+        var estimated = false
+        if observer.usage == nil || endpoint.isAnthropic {
+            // Anthropic's output count is final only in its last message_delta.
+            let counted = engine.promptTokens(.string(observer.outputText), rules: rules).tokens
+            if observer.usage == nil { usage.inputTokens = promptTokens() }
+            if counted > usage.outputTokens {
+                usage.outputTokens = counted
+                estimated = true
+            }
+            estimated = estimated || observer.usage == nil
+        }
+        _ = await recordSpend(usage, estimated: estimated)
+        await giveBack()
+    }
+
+    // MARK: - Spend and the cache
+
+    typealias EngineRecordCall = CostdEngine.RecordCall
+
+    /// Records the call's spend against its reservation; the spend, or nil when it could not
+    /// be recorded (logged: the answer still goes to the client, who paid for it).
+    private mutating func recordSpend(_ usage: Usage, estimated: Bool) async -> Money? {
+        var call = EngineRecordCall(model: body.model, usage: usage)
+        call.reservation = reservation
+        call.estimated = estimated
+        call.savingsBase = routed ? .requested(requestedModel == "auto" ? rules.configuration.baselineModel : requestedModel) : .none
+        guard let receipt = await record(call, waited: true) else { return nil }
+        reservation = nil
+        return receipt.record.spend
+    }
+
+    @discardableResult
+    private func record(_ call: EngineRecordCall, waited: Bool) async -> RecordReceipt? {
+        var call = call
+        call.user = user
+        call.feature = feature
+        let logger = gateway.logger
+        let requestId = self.requestId
+        do {
+            let receipt = try engine.record(call, caller: request.caller, on: eventLoop)
+            guard waited else {
+                receipt.whenFailure { logger.warning("A cache hit's saving was not recorded", metadata: ["request": "\(requestId)", "error": "\($0)"]) }
+                return nil
+            }
+            return try await receipt.get()
+        } catch {
+            logger.warning("An HTTP call was not recorded", metadata: ["request": "\(requestId)", "model": "\(call.model)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    private mutating func store(_ answer: CachedAnswer, key: CacheKey) async {
+        let ttlMillis = (settings.cacheTTLSeconds ?? rules.configuration.cache.defaultTTLSeconds) * 1000
+        let lease = self.lease
+        self.lease = nil
+        _ = try? await engine.cache.store(key, model: body.model, namespace: namespace, value: answer.encoded(), ttlMillis: ttlMillis, lease: lease, on: eventLoop).get()
+    }
+
+    /// Gives back the reservation and the lease the call still holds.
+    private mutating func giveBack() async {
+        if let reservation {
+            self.reservation = nil
+            _ = try? await engine.store.release(reservation: reservation, on: eventLoop).get()
+        }
+        if let lease {
+            self.lease = nil
+            let key = CacheKey(model: body.model, namespace: namespace, prompt: body.cacheKeyPrompt)
+            _ = try? await engine.cache.release(key, lease: lease, on: eventLoop).get()
+        }
+    }
+
+    private func addCostdHeaders(_ headers: inout HTTPHeaders) {
+        headers.add(name: "x-costd-model", value: body.model)
+        headers.add(name: "x-costd-request-id", value: requestId)
+    }
+
+    /// A whole body, up to `http.max_response_bytes` (past it: 502).
+    private func collect(_ body: HTTPClientResponse.Body) async throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        for try await buffer in body {
+            guard bytes.count + buffer.readableBytes <= settings.maxResponseBytes else {
+                throw GatewayError.badGateway("the upstream's answer is larger than http.max_response_bytes (\(settings.maxResponseBytes) bytes)")
+            }
+            bytes.append(contentsOf: buffer.readableBytesView)
+        }
+        return bytes
+    }
+}
+
+extension HTTPGateway {
+    /// An upstream's response headers as passed on to the client: without those that describe
+    /// the upstream connection (lengths are set anew).
+    static func passedOn(_ headers: HTTPHeaders) -> HTTPHeaders {
+        var passed = HTTPHeaders()
+        for (name, value) in headers where !UpstreamClient.hopByHop.contains(name.lowercased()) {
+            passed.add(name: name, value: value)
+        }
+        return passed
+    }
+}
