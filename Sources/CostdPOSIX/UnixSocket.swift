@@ -27,20 +27,6 @@ public enum UnixSocket {
         }
     }
 
-    /// The path a Unix socket is bound to (getsockname), or nil (unbound, abstract, not Unix).
-    public static func boundPath(of fd: Int32) -> String? {
-        var address = sockaddr_un()
-        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard bound == 0, address.sun_family == sa_family_t(AF_UNIX) else { return nil }
-        let path = withUnsafeBytes(of: address.sun_path) { raw in
-            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-        }
-        return path.isEmpty ? nil : path
-    }
-
     /// A new socket of `type` (stream or datagram), close-on-exec.
     public static func open(type: Int32 = Int32(SOCK_STREAM.rawValue)) throws(Failure) -> Int32 {
         let fd = Glibc.socket(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0)

@@ -172,16 +172,17 @@ struct Costd: AsyncParsableCommand {
             let client = try UpstreamClient(settings: settings, group: group, logger: logger)
             upstreamClient = client
             let gateway = HTTPGateway(engine: engine, upstreams: client, settings: settings, logger: logger)
-            var addresses: [ListenAddress] = [
-                inherited.http.map { .inherited(fd: $0, name: "systemd http socket") }
-                    ?? .unixSocket(
-                        settings.socketPath
-                            ?? DefaultPaths.httpSocket(
-                                environment: environment,
-                                // A socket-activated RPC socket still has a path: the HTTP one goes beside it.
-                                rpcSocket: configuration.socketPath ?? inherited.rpc.flatMap(UnixSocket.boundPath(of:))),
-                        mode: mode)
-            ]
+            var addresses: [ListenAddress] = []
+            if let fd = inherited.http {
+                addresses.append(.inherited(fd: fd, name: "systemd http socket"))
+            } else if inherited.rpc != nil, settings.socketPath == nil, environment["COSTD_HTTP_SOCKET"] == nil {
+                // Under systemd the endpoint is an opt-in: costd-http.socket passes its socket,
+                // together with the network drop-in it needs to reach upstreams.
+                logger.info("No HTTP socket was passed (costd-http.socket is not enabled): the HTTP endpoint is off")
+            } else {
+                addresses.append(
+                    .unixSocket(settings.socketPath ?? DefaultPaths.httpSocket(environment: environment, rpcSocket: configuration.socketPath), mode: mode))
+            }
             if let tcp = try settings.listenAddress() { addresses.append(.tcp(host: tcp.host, port: tcp.port)) }
             for httpAddress in addresses {
                 services.append(

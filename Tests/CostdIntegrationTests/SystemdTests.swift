@@ -167,24 +167,79 @@ func run(_ executable: String, _ arguments: [String], environment: [String: Stri
             .replacingOccurrences(of: "@docdir@", with: "/usr/share/doc/costd")
         _ = FileManager.default.createFile(atPath: directory + "/costd.service", contents: Data(service.utf8))
         try FileManager.default.copyItem(atPath: TestDaemon.packageRoot + "/systemd/costd.socket", toPath: directory + "/costd.socket")
+        try FileManager.default.copyItem(atPath: TestDaemon.packageRoot + "/systemd/costd-http.socket", toPath: directory + "/costd-http.socket")
+        // The service with the HTTP endpoint's network drop-in applied (a later section of the
+        // same kind overrides, as a drop-in does).
+        let dropIn = try String(contentsOfFile: TestDaemon.packageRoot + "/systemd/costd-network.conf", encoding: .utf8)
+        _ = FileManager.default.createFile(atPath: directory + "/costd-networked.service", contents: Data((service + "\n" + dropIn).utf8))
         return directory
     }
 
     @Test func unitFilesVerifyWithoutAWord() throws {
         let directory = try renderedUnits()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (status, output) = try run("/usr/bin/systemd-analyze", ["verify", directory + "/costd.service", directory + "/costd.socket"])
+        let (status, output) = try run(
+            "/usr/bin/systemd-analyze", ["verify", directory + "/costd.service", directory + "/costd.socket", directory + "/costd-http.socket"])
         #expect(status == 0)
         #expect(output.isEmpty, "systemd-analyze verify printed:\n\(output)")
+        let networked = try run("/usr/bin/systemd-analyze", ["verify", directory + "/costd-networked.service"])
+        #expect(networked.0 == 0)
+        // Only the Wants= of units this directory does not hold may be mentioned.
+        #expect(networked.1.split(separator: "\n").allSatisfy { $0.contains("network-online.target") || $0.contains("costd-http.socket") }, "\(networked.1)")
+    }
+
+    func exposure(_ unit: String) throws -> (score: Double, line: String) {
+        let (_, output) = try run("/usr/bin/systemd-analyze", ["security", "--offline=true", unit])
+        let line = try #require(output.split(separator: "\n").first { $0.contains("Overall exposure level") })
+        return (try #require(line.split(separator: " ").compactMap { Double($0) }.first), String(line))
     }
 
     @Test func theServiceIsHardened() throws {
         let directory = try renderedUnits()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (_, output) = try run("/usr/bin/systemd-analyze", ["security", "--offline=true", directory + "/costd.service"])
-        let line = try #require(output.split(separator: "\n").first { $0.contains("Overall exposure level") })
-        let score = try #require(line.split(separator: " ").compactMap { Double($0) }.first)
-        #expect(score <= 1.5, "\(line)")
+        let rpcOnly = try exposure(directory + "/costd.service")
+        #expect(rpcOnly.score <= 1.5, "\(rpcOnly.line)")
+        // The HTTP endpoint's network opt-in opens IP sockets and nothing else.
+        let networked = try exposure(directory + "/costd-networked.service")
+        #expect(networked.score <= 2.0, "\(networked.line)")
+        #expect(networked.score > rpcOnly.score, "the drop-in was not applied: \(networked.line)")
+    }
+
+    @Test func servesTheHTTPSocketPassedByNameBesideTheRPCSocket() throws {
+        let directory = TestDaemon.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let rpcPath = directory + "/costd.sock"
+        let httpPath = directory + "/http.sock"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
+        process.arguments = ["-l", rpcPath, "-l", httpPath, "--fdname=costd:http", TestDaemon.binary, "--state-dir", directory + "/state"]
+        let log = directory + "/log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: log)
+        try process.run()
+        defer {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        #expect(eventually { FileManager.default.fileExists(atPath: httpPath) })
+        // The first connection, to the HTTP socket, starts costd with both sockets.
+        let fd = try UnixSocket.connect(httpPath)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 15, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let request = Array("POST /v1/chat/completions HTTP/1.1\r\nhost: costd\r\ncontent-length: 2\r\n\r\n{}".utf8)
+        #expect(write(fd, request, request.count) == request.count)
+        var answer = [UInt8](repeating: 0, count: 4096)
+        let count = read(fd, &answer, answer.count)
+        let text = String(decoding: answer.prefix(max(count, 0)), as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 400"), "\(text)")
+        #expect(text.contains("'model' is required"))
+        #expect(try CostdConnection(path: rpcPath).call("ping")["pong"] == true)
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(output.contains("systemd http socket"), "\(output)")
+        #expect(FileManager.default.fileExists(atPath: httpPath))
     }
 
     @Test func theBinaryNeedsNoExecutableStack() throws {

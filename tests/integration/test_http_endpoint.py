@@ -379,3 +379,34 @@ def test_two_daemons_share_answers_through_redis(start, fake_upstream, redis_ser
         client = costd.openai_client(daemon.http_socket, api_key="sk-test-key", max_retries=0)
         assert client.chat.completions.create(**chat(content="shared")).choices[0].message.content == "echo: shared"
     assert len(fake_upstream.calls("/v1/chat/completions")) == 1
+
+
+def test_a_program_joins_by_changing_one_url(start, fake_upstream, tmp_path):
+    from conftest import free_port
+
+    port = free_port()
+    daemon = start("", "--http-listen", f"127.0.0.1:{port}")
+    wait_until(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, what="the TCP listener")
+    program = tmp_path / "program.py"
+    # An ordinary OpenAI program, unchanged: only its environment points it at costd.
+    program.write_text(
+        "import openai\n"
+        "client = openai.OpenAI()\n"
+        "for _ in range(2):\n"
+        "    reply = client.chat.completions.create(model='small-model', temperature=0,\n"
+        "                                           messages=[{'role': 'user', 'content': 'one url'}])\n"
+        "print(reply.choices[0].message.content)\n")
+    env = {**os.environ, "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1", "OPENAI_API_KEY": "sk-program"}
+    result = subprocess.run(["python3", str(program)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "echo: one url"
+    assert len(fake_upstream.calls("/v1/chat/completions")) == 1
+    assert report(daemon)["cachedRequests"] == 1
+
+
+def test_a_remote_listen_address_is_refused_unless_allowed(costd_bin, tmp_path):
+    result = subprocess.run(
+        [costd_bin, "--socket", str(tmp_path / "c.sock"), "--state-dir", str(tmp_path / "state"), "--http-listen", "0.0.0.0:8787"],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "not a loopback address" in result.stderr and "allow_remote" in result.stderr
