@@ -11,7 +11,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "costd-bench",
         abstract: "Measures costd beside redis-server and an echo floor, with one client for all.",
-        subcommands: [Run.self, Micro.self, BacklogBench.self, EchoServer.self],
+        subcommands: [Run.self, Micro.self, BacklogBench.self, EchoServer.self, FakeUpstream.self],
         defaultSubcommand: Run.self
     )
 }
@@ -86,7 +86,15 @@ struct Run: ParsableCommand {
         print("# costd-bench  \(Date())  \(ProcessInfo.processInfo.activeProcessorCount) cores  value \(valueBytes) B  \(rounds) round(s) of \(duration) s")
         let redis = try start("redis", redisServer, ["--port", "0", "--unixsocket", "\(directory)/redis.sock", "--save", "", "--appendonly", "no", "--dir", directory], socket: "\(directory)/redis.sock")
         let threadArguments = costdThreads.map { ["--threads", "\($0)"] } ?? []
-        let embedded = try start("costd", costdBinary, ["--socket", "\(directory)/costd.sock", "--state-dir", "\(directory)/state", "--log-level", "warning"] + threadArguments, socket: "\(directory)/costd.sock")
+        let upstream = try start("upstream", benchPath.path, ["fake-upstream", "--socket", "\(directory)/upstream.sock"], socket: "\(directory)/upstream.sock")
+        let upstreamURL = "http+unix://" + upstream.socketPath.replacingOccurrences(of: "/", with: "%2F") + "/v1"
+        let embedded = try start(
+            "costd", costdBinary,
+            ["--socket", "\(directory)/costd.sock", "--state-dir", "\(directory)/state", "--log-level", "warning",
+             "--http-socket", "\(directory)/costd-http.sock", "--upstream", "openai=\(upstreamURL)"] + threadArguments,
+            socket: "\(directory)/costd.sock")
+        let http = ServerProcess(name: "costd-http", sharing: embedded, socketPath: "\(directory)/costd-http.sock")
+        try http.waitUntilReady()
         let idleRSS = embedded.residentBytes
         var poolArguments: [String] = []
         if let redisPool {
@@ -104,6 +112,8 @@ struct Run: ParsableCommand {
 
         let workloads = Workloads(valueBytes: valueBytes)
         try workloads.populate(costdSocket: embedded.socketPath, sharedSocket: shared.socketPath, redisSocket: redis.socketPath)
+        let httpWorkloads = HTTPWorkloads()
+        try httpWorkloads.populate(httpSocket: http.socketPath)
 
         struct Pair {
             var name: String
@@ -122,6 +132,8 @@ struct Run: ParsableCommand {
             Pair(name: "record (Redis)", server: shared, workload: workloads.record, anchor: (echo, workloads.echo)),
             Pair(name: "route", server: embedded, workload: workloads.route, anchor: (echo, workloads.echo)),
             Pair(name: "route+get+record", server: embedded, workload: workloads.sequence, anchor: (echo, workloads.echo3)),
+            Pair(name: "http miss", server: http, workload: httpWorkloads.missThroughCostd, anchor: (upstream, httpWorkloads.direct)),
+            Pair(name: "http cache hit", server: http, workload: httpWorkloads.hit, anchor: (embedded, workloads.cacheGetHit)),
         ]
         let selected = only.map { Set($0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }) }
         let connectionCounts = connections.split(separator: ",").compactMap { Int($0) }
@@ -155,6 +167,21 @@ struct Run: ParsableCommand {
             }
         }
 
+        // The first event of a stream, through costd and straight from the upstream, alternating.
+        var firstChunk: (direct: [Double], costd: [Double])? = nil
+        if selected?.contains("sse first chunk") ?? true {
+            var direct: [Double] = []
+            var throughCostd: [Double] = []
+            for _ in 0..<rounds {
+                direct += try HTTPResponses.firstChunkMicros(socket: upstream.socketPath, request: httpWorkloads.streamed, count: quick ? 5 : 200)
+                throughCostd += try HTTPResponses.firstChunkMicros(socket: http.socketPath, request: httpWorkloads.streamed, count: quick ? 5 : 200)
+            }
+            func percentile(_ samples: [Double], _ p: Double) -> Double { samples.sorted()[min(samples.count - 1, Int(Double(samples.count) * p / 100))] }
+            print("")
+            print("SSE first event: upstream directly p50 \(format(percentile(direct, 50))) µs p99 \(format(percentile(direct, 99))) µs; through costd p50 \(format(percentile(throughCostd, 50))) µs p99 \(format(percentile(throughCostd, 99))) µs")
+            firstChunk = (direct, throughCostd)
+        }
+
         // Memory and start-up.
         print("")
         let memory = try Memory.measure(costdBinary: costdBinary, directory: directory, valueBytes: valueBytes, entries: quick ? 2_000 : 100_000)
@@ -171,11 +198,12 @@ struct Run: ParsableCommand {
         }
         print("ready (socket accepting) after start: median \(format(readyTimes.sorted()[readyTimes.count / 2], digits: 1)) ms of \(readyTimes.map { format($0, digits: 1) }.joined(separator: ", "))")
 
-        Targets.print(figures: figures, idleRSS: idleRSS, memory: memory, readyMillis: readyTimes.sorted()[readyTimes.count / 2])
+        Targets.print(figures: figures, idleRSS: idleRSS, memory: memory, readyMillis: readyTimes.sorted()[readyTimes.count / 2], firstChunk: firstChunk)
     }
 
     func measure(_ name: String, _ server: ServerProcess, _ workload: Workload, _ connections: Int, duration: Double, warmup: Double) throws -> Figure {
-        let inFlight = workload.name == "route+get+record" ? 1 : self.inFlight
+        // Operations of several steps, and HTTP/1.1 (one request at a time per connection), one in flight.
+        let inFlight = workload.name == "route+get+record" || workload.framing == .http ? 1 : self.inFlight
         let cpuBefore = server.cpuSeconds
         let result = try LoadGenerator.run(
             socketPath: server.socketPath, workload: workload, connections: connections, inFlight: inFlight,

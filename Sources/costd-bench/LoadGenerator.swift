@@ -13,6 +13,8 @@ enum Framing {
     case lengthPrefixed
     /// Redis's RESP, parsed by hiredis's reader.
     case resp
+    /// HTTP/1.1 responses (a content length, or chunked), on a kept-alive connection.
+    case http
 }
 
 /// One kind of operation: the requests it sends, one after the other (an operation of several
@@ -177,6 +179,10 @@ enum LoadGenerator {
             let isError = head.count >= 30 && String(decoding: head, as: UTF8.self).contains("\"error\"")
             connection.inputOffset += 4 + length
             return isError
+        case .http:
+            guard let (length, status) = HTTPResponses.length(of: connection.input[connection.inputOffset...]) else { return nil }
+            connection.inputOffset += length
+            return status != 200
         case .resp:
             guard let reader = connection.reader else { return nil }
             if connection.inputOffset < connection.input.count {

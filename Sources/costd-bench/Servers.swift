@@ -23,6 +23,13 @@ final class ServerProcess {
         try process.run()
     }
 
+    /// Another socket of a process already started (costd's HTTP endpoint beside its RPC socket).
+    init(name: String, sharing server: ServerProcess, socketPath: String) {
+        self.name = name
+        self.socketPath = socketPath
+        self.process = server.process
+    }
+
     var pid: Int32 { process.processIdentifier }
 
     /// Milliseconds until the socket accepted a connection.

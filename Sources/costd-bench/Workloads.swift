@@ -139,7 +139,9 @@ struct Memory {
 
 /// The targets of the performance issue, each with its measured value.
 enum Targets {
-    static func print(figures: [String: (Figure, Figure?)], idleRSS: Int, memory: Memory, readyMillis: Double) {
+    static func print(
+        figures: [String: (Figure, Figure?)], idleRSS: Int, memory: Memory, readyMillis: Double, firstChunk: (direct: [Double], costd: [Double])?
+    ) {
         Swift.print("")
         Swift.print("| target | wanted | measured | met |")
         Swift.print("| --- | --- | --- | --- |")
@@ -169,6 +171,19 @@ enum Targets {
         }
         if let (record, _) = figures["record (ledger)@50"] {
             row("durable record, embedded ledger, 50 conns", ">= 50000/s", "\(format(record.opsPerSecond))/s", record.opsPerSecond >= 50_000)
+        }
+        if let (miss, upstream) = figures["http miss@1"], let upstream {
+            let added = miss.p50 - upstream.p50
+            row("HTTP miss, 1 conn, p50 added over the upstream alone", "<= 100 µs", "\(format(added)) µs (\(format(miss.p50)) vs \(format(upstream.p50)) µs)", added <= 100)
+        }
+        if let (hit, rpc) = figures["http cache hit@50"], let rpc {
+            let ratio = hit.opsPerSecond / rpc.opsPerSecond
+            row("HTTP cache hit, 50 conns, ops/s vs RPC cacheGet L1 hit", ">= 0.5x", "\(format(ratio, digits: 2))x (\(format(hit.opsPerSecond)) vs \(format(rpc.opsPerSecond)))", ratio >= 0.5)
+        }
+        if let firstChunk, !firstChunk.direct.isEmpty {
+            let median = { (samples: [Double]) in samples.sorted()[samples.count / 2] }
+            let added = median(firstChunk.costd) - median(firstChunk.direct)
+            row("SSE first event, p50 added over the upstream alone", "<= 1000 µs", "\(format(added)) µs", added <= 1000)
         }
         row("L1 memory at \(memory.entries) entries", "<= 1.25x payload", "\(format(memory.ratio, digits: 3))x", memory.ratio <= 1.25)
         row("idle RSS", "<= 25 MB", "\(format(Double(idleRSS) / 1_048_576, digits: 1)) MiB", idleRSS <= 25 << 20)

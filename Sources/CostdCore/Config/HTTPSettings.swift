@@ -41,7 +41,8 @@ public struct HTTPSettings: Sendable, Equatable {
             case xAPIKey = "x-api-key"
         }
 
-        /// The base URL, up to and including `/v1` (`https://api.openai.com/v1`).
+        /// The base URL, up to and including `/v1` (`https://api.openai.com/v1`); a server on a
+        /// Unix socket is `http+unix://` and the socket's path, percent-encoded, as the host.
         public var url: String
         /// A file holding a key for clients that send none (systemd `LoadCredential=`).
         public var keyFile: String?
@@ -77,8 +78,9 @@ public struct HTTPSettings: Sendable, Equatable {
             throw ConfigError("http: timeouts must be positive")
         }
         for (name, upstream) in upstreams {
-            guard upstream.url.hasPrefix("http://") || upstream.url.hasPrefix("https://") else {
-                throw ConfigError("upstreams.\(name).url must start with http:// or https://, not '\(upstream.url)'")
+            // `http+unix://%2Fpath%2Fto.sock/v1`: a local server on a Unix socket.
+            guard ["http://", "https://", "http+unix://", "https+unix://"].contains(where: upstream.url.hasPrefix) else {
+                throw ConfigError("upstreams.\(name).url must start with http://, https:// or http+unix://, not '\(upstream.url)'")
             }
         }
     }

@@ -28,7 +28,14 @@ public struct CachedAnswer: Sendable, Equatable {
         self.usageOnlyEvents = usageOnlyEvents
     }
 
-    /// The JSON stored in the cache (`body` must already be valid JSON).
+    /// Whether an event can be kept in a stored answer: stored answers are JSON, whose strings
+    /// carry UTF-8 only, so an event that is not valid UTF-8 would not come back byte for byte.
+    public static func canKeep(_ event: ServerSentEvent) -> Bool {
+        String(validating: event.bytes, as: UTF8.self) != nil
+    }
+
+    /// The JSON stored in the cache (`body` must already be valid JSON, and every event pass
+    /// ``canKeep(_:)``).
     public func encoded() -> [UInt8] {
         var writer = JSONWriter(reservingCapacity: (body?.count ?? 0) + (events?.reduce(0) { $0 + $1.bytes.count + 8 } ?? 0) + 128)
         writer.beginObject()

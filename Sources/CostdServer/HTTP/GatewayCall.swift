@@ -242,7 +242,8 @@ struct GatewayCall {
                         if role == .usageOnly { usageOnly.insert(kept!.count) }
                         kept!.append(event)
                         keptBytes += event.bytes.count
-                        if keptBytes > settings.maxResponseBytes { kept = nil }
+                        // Too large to keep, or not storable as it came: passed on, not cached.
+                        if keptBytes > settings.maxResponseBytes || !CachedAnswer.canKeep(event) { kept = nil }
                     }
                     switch role {
                     case .content: try await responder.body(event.bytes)
