@@ -90,7 +90,9 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            swiftSettings: strictSettings
+            // Async functions run on their caller's executor (the HTTP endpoint's calls on their
+            // connection's event loop), not on the global pool.
+            swiftSettings: strictSettings + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
         ),
         // Unix-socket addresses, shared by the server, the client, the benchmark and the tests.
         .target(

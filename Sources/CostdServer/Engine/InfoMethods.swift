@@ -63,7 +63,7 @@ extension CostdEngine {
         let history = PeriodCalendar.days(endingAt: date, count: historyDays)
         let statistics = cache.l1.statistics
         let status = store.status
-        return store.totals(days: days, history: history, on: eventLoop).map { stored in
+        return store.totals(days: days, history: history, on: eventLoop).map { [date] stored in
             var writer = JSONWriter(reservingCapacity: 2048)
             ReportWriter.write(
                 ReportWriter.Input(

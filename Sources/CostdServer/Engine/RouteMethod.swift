@@ -25,7 +25,7 @@ extension CostdEngine {
             return .written
         case .reserving(let reserved):
             return .later(
-                reserved.map { decision, grant in
+                reserved.map { [promptTokens, tokensExact] decision, grant in
                     var writer = JSONWriter()
                     CostdEngine.writeRoute(decision, promptTokens: promptTokens, exact: tokensExact, rules: rules, grant: grant, into: &writer)
                     return writer.bytes

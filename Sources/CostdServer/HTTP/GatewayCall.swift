@@ -23,9 +23,11 @@ struct GatewayCall {
     /// Whether the client asked for a stream's usage chunk (costd always asks upstream).
     let clientWantsStreamUsage: Bool
     private(set) var policy: GatewayCachePolicy
-    /// Whether costd picked the model (`"model": "auto"` or `x-costd-task`), and the call saves
-    /// what the requested model would have cost more.
+    /// Whether routing is done (or was not asked for); and what a routing saving is measured from.
     private(set) var routed = false
+    private var savingsBase = EngineRecordCall.SavingsBase.none
+    /// Routing under a hard budget, waiting for its reservation.
+    private var pendingRoute: EventLoopFuture<(RouteDecision, ReservationGrant)>?
     private(set) var reservation: String?
     private(set) var lease: String?
     /// The prompt's tokens, counted once (routing, the reservation, estimates).
@@ -67,20 +69,29 @@ struct GatewayCall {
         return value
     }
 
+    /// The rest of the call, after ``routeAtOnce()`` and ``answerInL1()`` (see
+    /// ``HTTPGateway/prepare(_:)``): routing that waits for a reservation, the cache past L1
+    /// (Redis, single-flight), the hard budget, the upstream, recording and storing.
     mutating func run(pathAndQuery: String, responder: GatewayResponder) async throws {
         do {
-            try await routeAndReserve()
-            let key = CacheKey(model: body.model, namespace: namespace, prompt: body.cacheKeyPrompt)
+            if !routed, needsRouting { try await routeWithReservation() }
+            // The call runs on its connection's loop (``GatewayWorker``), and resumes there.
+            eventLoop.assertInEventLoop()
+            let key = cacheKey
             if policy.lookup, let answer = try await lookUp(key) {
-                try await replay(answer, responder: responder)
+                await giveBack()
+                try await responder.send(hit(answer))
                 return
             }
+            // Only a call that goes upstream costs anything: a hit is served whatever the budget.
+            try await reserveAgainstHardBudget()
             guard let upstream = gateway.upstreams.upstream(named: endpoint.upstream) else {
                 throw GatewayError.notFound("no upstream named '\(endpoint.upstream)'")
             }
             body.requestStreamUsage()
             let response = try await gateway.send(
-                to: upstream, pathAndQuery: pathAndQuery, method: .POST, headers: headers, body: body.encoded())
+                to: upstream, pathAndQuery: pathAndQuery, method: .POST, headers: headers, body: body.encoded(), on: eventLoop)
+            eventLoop.assertInEventLoop()
             if response.status != .ok {
                 try await passError(response, responder: responder)
             } else if body.streams, response.headers.first(name: "content-type")?.contains("text/event-stream") == true {
@@ -103,21 +114,89 @@ struct GatewayCall {
         return count
     }
 
-    /// Routing when asked for, then the hard budget's reservation (routing may have taken it).
-    private mutating func routeAndReserve() async throws {
-        let task = headers.first(name: "x-costd-task")
-        if requestedModel == "auto" || task != nil {
-            let decision: RouteDecision
-            let grant: ReservationGrant?
-            switch engine.plannedRoute(task: task, promptTokens: promptTokens(), rules: rules, on: eventLoop) {
-            case .decided(let decided): (decision, grant) = (decided, nil)
-            case .reserving(let reserving): (decision, grant) = try await budgetChecked(reserving)
-            }
-            body.setModel(decision.model)
-            body.setMaxOutputTokensIfMissing(decision.maxTokens)
-            reservation = grant?.id
-            routed = decision.model != requestedModel
+    /// Whether costd is to pick the model: `"model": "auto"`, or an `x-costd-task` header.
+    var needsRouting: Bool { requestedModel == "auto" || headers.first(name: "x-costd-task") != nil }
+
+    /// Routes the call if that needs no waiting (always, but for routing under a hard budget,
+    /// whose reservation ``routeWithReservation()`` waits for); false when it must wait.
+    mutating func routeAtOnce() -> Bool {
+        guard needsRouting else { return true }
+        switch engine.plannedRoute(task: headers.first(name: "x-costd-task"), promptTokens: promptTokens(), rules: rules, on: eventLoop) {
+        case .decided(let decision):
+            apply(decision, grant: nil)
+            return true
+        case .reserving(let reserving):
+            // Routing under a hard budget: the reservation is part of the decision.
+            pendingRoute = reserving
+            return false
         }
+    }
+
+    private mutating func routeWithReservation() async throws {
+        guard let pendingRoute else { return }
+        self.pendingRoute = nil
+        let (decision, grant) = try await budgetChecked(pendingRoute)
+        apply(decision, grant: grant)
+    }
+
+    private mutating func apply(_ decision: RouteDecision, grant: ReservationGrant?) {
+        body.setModel(decision.model)
+        body.setMaxOutputTokensIfMissing(decision.maxTokens)
+        reservation = grant?.id
+        routed = true
+        savingsBase = decision.model == requestedModel ? .none : .requested(requestedModel == "auto" ? rules.configuration.baselineModel : requestedModel)
+    }
+
+    /// The cache key: the endpoint and the request as it goes upstream (after routing).
+    var cacheKey: CacheKey {
+        CacheKey(model: body.model, namespace: namespace, prompt: body.cacheKeyPrompt)
+    }
+
+    /// The call's answer from L1, when the cache policy lets it be looked up (counted as a hit).
+    func answerInL1() -> CachedAnswer? {
+        guard policy.lookup, let value = engine.cache.l1Value(cacheKey, model: body.model, namespace: namespace) else { return nil }
+        guard let answer = CachedAnswer(bytes: value) else { return nil }
+        countSaving(answer)
+        return answer
+    }
+
+    /// A hit's response: the stored answer, streamed or whole as asked.
+    func hit(_ answer: CachedAnswer) -> GatewayResponse {
+        var headers = HTTPHeaders()
+        headers.add(name: "x-costd-cache", value: "hit")
+        headers.add(name: "x-costd-cost-usd", value: "0")
+        headers.add(name: "x-costd-saved-usd", value: answer.cost.decimalString)
+        addCostdHeaders(&headers)
+        if body.streams, let (events, usageOnly) = answer.events(for: endpoint) {
+            headers.add(name: "content-type", value: "text/event-stream; charset=utf-8")
+            headers.add(name: "cache-control", value: "no-cache")
+            let parts = events.enumerated().filter { clientWantsStreamUsage || !usageOnly.contains($0.offset) }.map(\.element.bytes)
+            return GatewayResponse(status: .ok, headers: headers, parts: parts, streamed: true)
+        }
+        headers.add(name: "content-type", value: "application/json")
+        return GatewayResponse(status: .ok, headers: headers, parts: [answer.body(for: endpoint) ?? []], streamed: false)
+    }
+
+    /// Counts what a hit saved: a record of the avoided call at the stored cost, not waited for
+    /// (it is not spend, and a hit must be fast).
+    private func countSaving(_ answer: CachedAnswer) {
+        var saving = EngineRecordCall(model: body.model, usage: answer.usage, explicitCost: answer.cost, cached: true)
+        saving.user = user
+        saving.feature = feature
+        let logger = gateway.logger
+        let requestId = self.requestId
+        do {
+            try engine.record(saving, caller: request.caller, on: eventLoop).whenFailure {
+                logger.warning("A cache hit's saving was not recorded", metadata: ["request": "\(requestId)", "error": "\($0)"])
+            }
+        } catch {
+            logger.warning("A cache hit's saving was not recorded", metadata: ["request": "\(requestId)", "error": "\(error)"])
+        }
+    }
+
+    /// With a hard budget on, the call's worst case is reserved before it goes upstream
+    /// (unless routing reserved already).
+    private mutating func reserveAgainstHardBudget() async throws {
         let budget = rules.budget
         guard reservation == nil, budget.isHard(.day) || budget.isHard(.month) else { return }
         guard let price = rules.prices.price(for: body.model) else {
@@ -132,7 +211,7 @@ struct GatewayCall {
     /// Waits for a reservation; a full budget becomes 429, a store that cannot answer 503.
     private func budgetChecked<Value: Sendable>(_ future: EventLoopFuture<Value>) async throws -> Value {
         do {
-            return try await future.get()
+            return try await future.value()
         } catch {
             let rpcError = CostdEngine.rpcError(error, logger: gateway.logger)
             if rpcError.code == RPCError.budgetExceededCode { throw GatewayError.budgetExceeded(rpcError.message) }
@@ -147,7 +226,7 @@ struct GatewayCall {
             value = l1
         } else {
             let wait = rules.configuration.cache.defaultLeaseWaitMillis
-            switch try await engine.cache.lookup(key, model: body.model, namespace: namespace, lease: true, waitMillis: wait, on: eventLoop).get() {
+            switch try await engine.cache.lookup(key, model: body.model, namespace: namespace, lease: true, waitMillis: wait, on: eventLoop).value() {
             case .hit(let stored, _): value = stored
             case .miss(let lease):
                 self.lease = lease
@@ -157,39 +236,16 @@ struct GatewayCall {
         // An entry some RPC client put there is not an answer: the call goes upstream and its
         // answer replaces it.
         guard let value, let answer = CachedAnswer(bytes: value) else { return nil }
+        countSaving(answer)
         return answer
-    }
-
-    private mutating func replay(_ answer: CachedAnswer, responder: GatewayResponder) async throws {
-        await giveBack()
-        // The saving is counted, not waited for: it is not spend, and a hit must be fast.
-        let saving = EngineRecordCall(model: body.model, usage: answer.usage, explicitCost: answer.cost, cached: true)
-        await record(saving, waited: false)
-        var headers = HTTPHeaders()
-        headers.add(name: "x-costd-cache", value: "hit")
-        headers.add(name: "x-costd-cost-usd", value: "0")
-        headers.add(name: "x-costd-saved-usd", value: answer.cost.decimalString)
-        addCostdHeaders(&headers)
-        if body.streams, let (events, usageOnly) = answer.events(for: endpoint) {
-            headers.add(name: "content-type", value: "text/event-stream; charset=utf-8")
-            headers.add(name: "cache-control", value: "no-cache")
-            try await responder.head(.ok, headers: headers)
-            for (index, event) in events.enumerated() where clientWantsStreamUsage || !usageOnly.contains(index) {
-                try await responder.body(event.bytes)
-            }
-            try await responder.end()
-        } else {
-            headers.add(name: "content-type", value: "application/json")
-            try await responder.respond(.ok, headers: headers, body: answer.body(for: endpoint) ?? [])
-        }
     }
 
     // MARK: - The upstream's answer
 
     /// An upstream error: passed on with its status and body, never cached; spend recorded only
     /// if the upstream reported usage.
-    private mutating func passError(_ response: HTTPClientResponse, responder: GatewayResponder) async throws {
-        let bytes = try await collect(response.body)
+    private mutating func passError(_ response: UpstreamClient.Response, responder: GatewayResponder) async throws {
+        let bytes = try await collect(response)
         if let usage = endpoint.usage(from: (try? JSONParser.parse(bytes))?["usage"]) {
             _ = await recordSpend(usage, estimated: false)
         }
@@ -200,8 +256,8 @@ struct GatewayCall {
         try await responder.respond(response.status, headers: headers, body: bytes)
     }
 
-    private mutating func whole(_ response: HTTPClientResponse, key: CacheKey, responder: GatewayResponder) async throws {
-        let bytes = try await collect(response.body)
+    private mutating func whole(_ response: UpstreamClient.Response, key: CacheKey, responder: GatewayResponder) async throws {
+        let bytes = try await collect(response)
         var headers = HTTPGateway.passedOn(response.headers)
         headers.add(name: "x-costd-cache", value: policy.label)
         addCostdHeaders(&headers)
@@ -222,7 +278,7 @@ struct GatewayCall {
     /// A stream: each event passed on as it completes. The whole stream is recorded and stored
     /// as its last event arrives, before that event is passed on, so that a client that sends
     /// the same request the moment the stream ends already gets a hit.
-    private mutating func stream(_ response: HTTPClientResponse, key: CacheKey, responder: GatewayResponder) async throws {
+    private mutating func stream(_ response: UpstreamClient.Response, key: CacheKey, responder: GatewayResponder) async throws {
         var headers = HTTPGateway.passedOn(response.headers)
         headers.add(name: "x-costd-cache", value: policy.label)
         addCostdHeaders(&headers)
@@ -235,7 +291,7 @@ struct GatewayCall {
         var finished = false
         let clientWantsUsage = clientWantsStreamUsage
         do {
-            for try await buffer in response.body {
+            while let buffer = try await response.nextPart() {
                 for event in try parser.feed(buffer.readableBytesView) {
                     let role = observer.observe(event)
                     if kept != nil {
@@ -262,6 +318,7 @@ struct GatewayCall {
             }
             try await responder.end()
         } catch {
+            response.exchange.cancel()
             if !finished { await finishCutShort(observer) }
             throw error
         }
@@ -308,28 +365,20 @@ struct GatewayCall {
         var call = EngineRecordCall(model: body.model, usage: usage)
         call.reservation = reservation
         call.estimated = estimated
-        call.savingsBase = routed ? .requested(requestedModel == "auto" ? rules.configuration.baselineModel : requestedModel) : .none
-        guard let receipt = await record(call, waited: true) else { return nil }
+        call.savingsBase = savingsBase
+        guard let receipt = await record(call) else { return nil }
         reservation = nil
         return receipt.record.spend
     }
 
-    @discardableResult
-    private func record(_ call: EngineRecordCall, waited: Bool) async -> RecordReceipt? {
+    private func record(_ call: EngineRecordCall) async -> RecordReceipt? {
         var call = call
         call.user = user
         call.feature = feature
-        let logger = gateway.logger
-        let requestId = self.requestId
         do {
-            let receipt = try engine.record(call, caller: request.caller, on: eventLoop)
-            guard waited else {
-                receipt.whenFailure { logger.warning("A cache hit's saving was not recorded", metadata: ["request": "\(requestId)", "error": "\($0)"]) }
-                return nil
-            }
-            return try await receipt.get()
+            return try await engine.record(call, caller: request.caller, on: eventLoop).value()
         } catch {
-            logger.warning("An HTTP call was not recorded", metadata: ["request": "\(requestId)", "model": "\(call.model)", "error": "\(error)"])
+            gateway.logger.warning("An HTTP call was not recorded", metadata: ["request": "\(requestId)", "model": "\(call.model)", "error": "\(error)"])
             return nil
         }
     }
@@ -338,19 +387,19 @@ struct GatewayCall {
         let ttlMillis = (settings.cacheTTLSeconds ?? rules.configuration.cache.defaultTTLSeconds) * 1000
         let lease = self.lease
         self.lease = nil
-        _ = try? await engine.cache.store(key, model: body.model, namespace: namespace, value: answer.encoded(), ttlMillis: ttlMillis, lease: lease, on: eventLoop).get()
+        _ = try? await engine.cache.store(key, model: body.model, namespace: namespace, value: answer.encoded(), ttlMillis: ttlMillis, lease: lease, on: eventLoop).value()
     }
 
     /// Gives back the reservation and the lease the call still holds.
     private mutating func giveBack() async {
         if let reservation {
             self.reservation = nil
-            _ = try? await engine.store.release(reservation: reservation, on: eventLoop).get()
+            _ = try? await engine.store.release(reservation: reservation, on: eventLoop).value()
         }
         if let lease {
             self.lease = nil
             let key = CacheKey(model: body.model, namespace: namespace, prompt: body.cacheKeyPrompt)
-            _ = try? await engine.cache.release(key, lease: lease, on: eventLoop).get()
+            _ = try? await engine.cache.release(key, lease: lease, on: eventLoop).value()
         }
     }
 
@@ -360,10 +409,11 @@ struct GatewayCall {
     }
 
     /// A whole body, up to `http.max_response_bytes` (past it: 502).
-    private func collect(_ body: HTTPClientResponse.Body) async throws -> [UInt8] {
+    private func collect(_ response: UpstreamClient.Response) async throws -> [UInt8] {
         var bytes: [UInt8] = []
-        for try await buffer in body {
+        while let buffer = try await response.nextPart() {
             guard bytes.count + buffer.readableBytes <= settings.maxResponseBytes else {
+                response.exchange.cancel()
                 throw GatewayError.badGateway("the upstream's answer is larger than http.max_response_bytes (\(settings.maxResponseBytes) bytes)")
             }
             bytes.append(contentsOf: buffer.readableBytesView)

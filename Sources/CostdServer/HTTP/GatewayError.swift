@@ -57,3 +57,27 @@ struct GatewayError: Error, Sendable {
         return writer.bytes
     }
 }
+
+/// A whole response made by costd (an error, or a cache hit), written in one go whether from
+/// the event loop or from a call's async work.
+struct GatewayResponse: Sendable {
+    var status: HTTPResponseStatus
+    var headers: HTTPHeaders
+    /// The body; a stream's events one by one (sent chunked), or one part with its length.
+    var parts: [[UInt8]]
+    var streamed: Bool
+
+    init(status: HTTPResponseStatus, headers: HTTPHeaders, parts: [[UInt8]], streamed: Bool) {
+        self.status = status
+        self.headers = headers
+        self.parts = parts
+        self.streamed = streamed
+        if !streamed { self.headers.replaceOrAdd(name: "content-length", value: String(parts.reduce(0) { $0 + $1.count })) }
+    }
+
+    init(error: GatewayError, requestId: String) {
+        var headers = HTTPHeaders([("content-type", "application/json"), ("x-costd-request-id", requestId)])
+        for (name, value) in error.headers { headers.add(name: name, value: value) }
+        self.init(status: error.status, headers: headers, parts: [error.body], streamed: false)
+    }
+}

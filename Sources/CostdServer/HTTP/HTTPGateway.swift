@@ -51,21 +51,52 @@ public final class HTTPGateway: Sendable {
         channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).whenComplete { _ in channel.close(promise: nil) }
     }
 
-    /// Answers one request. Never throws: every failure becomes a response (or, once the
-    /// client is gone, nothing), and what was held for the call is given back.
-    func serve(_ request: Request, responder: GatewayResponder) async {
-        let requestId = "costd-" + CacheTier.makeToken()
+    /// What a request needs, decided on its event loop before any waiting: an answer already
+    /// (an L1 hit, or an error), or work that waits (for Redis, a reservation, an upstream).
+    enum Preparation {
+        case answered(GatewayResponse)
+        case call(GatewayCall, pathAndQuery: String)
+        case passThrough(Request, pathAndQuery: String, requestId: String)
+    }
+
+    /// Everything about a request that needs no waiting. An LLM call whose answer is in L1 is
+    /// answered here, on the loop, without starting any asynchronous work: the HTTP
+    /// endpoint's hot path, like `cacheGet`'s.
+    func prepare(_ request: Request) -> Preparation {
+        let requestId = engine.makeRecordId()
+        let (path, query) = split(request.head.uri)
+        guard path.hasPrefix("/v1/") else {
+            return .answered(GatewayResponse(error: .notFound("costd serves the OpenAI and Anthropic APIs under /v1/; \(path) is not there"), requestId: requestId))
+        }
+        let subpath = String(path.dropFirst(3))
+        guard request.head.method == .POST, let endpoint = ProviderEndpoint(path: subpath) else {
+            return .passThrough(request, pathAndQuery: subpath + query, requestId: requestId)
+        }
         do {
-            let (path, query) = split(request.head.uri)
-            guard path.hasPrefix("/v1/") else {
-                throw GatewayError.notFound("costd serves the OpenAI and Anthropic APIs under /v1/; \(path) is not there")
+            var call = try GatewayCall(gateway: self, request: request, endpoint: endpoint, requestId: requestId)
+            if call.routeAtOnce(), let answer = call.answerInL1() {
+                return .answered(call.hit(answer))
             }
-            let subpath = String(path.dropFirst(3))
-            if request.head.method == .POST, let endpoint = ProviderEndpoint(path: subpath) {
-                var call = try GatewayCall(gateway: self, request: request, endpoint: endpoint, requestId: requestId)
-                try await call.run(pathAndQuery: subpath + query, responder: responder)
-            } else {
-                try await passThrough(request, pathAndQuery: subpath + query, requestId: requestId, responder: responder)
+            return .call(call, pathAndQuery: subpath + query)
+        } catch {
+            return .answered(GatewayResponse(error: error as? GatewayError ?? .badRequest("\(error)"), requestId: requestId))
+        }
+    }
+
+    /// The waiting part of a request. Never throws: every failure becomes a response (or, once
+    /// the client is gone, nothing), and what was held for the call is given back.
+    func serve(_ preparation: Preparation, responder: GatewayResponder) async {
+        var requestId = ""
+        do {
+            switch preparation {
+            case .answered(let response):
+                try await responder.send(response)
+            case .call(var call, let pathAndQuery):
+                requestId = call.requestId
+                try await call.run(pathAndQuery: pathAndQuery, responder: responder)
+            case .passThrough(let request, let pathAndQuery, let id):
+                requestId = id
+                try await passThrough(request, pathAndQuery: pathAndQuery, requestId: requestId, responder: responder)
             }
         } catch let error as GatewayError {
             await respond(error, requestId: requestId, responder: responder)
@@ -77,9 +108,7 @@ public final class HTTPGateway: Sendable {
     }
 
     func respond(_ error: GatewayError, requestId: String, responder: GatewayResponder) async {
-        var headers = HTTPHeaders([("content-type", "application/json"), ("x-costd-request-id", requestId)])
-        for (name, value) in error.headers { headers.add(name: name, value: value) }
-        try? await responder.respond(error.status, headers: headers, body: error.body)
+        try? await responder.send(GatewayResponse(error: error, requestId: requestId))
     }
 
     private func split(_ uri: String) -> (path: String, query: String) {
@@ -94,22 +123,29 @@ public final class HTTPGateway: Sendable {
         guard let upstream = upstreams.upstream(named: name) else { throw GatewayError.notFound("no upstream named '\(name)'") }
         let response = try await send(
             to: upstream, pathAndQuery: pathAndQuery, method: request.head.method, headers: request.head.headers,
-            body: request.body.isEmpty && request.head.method == .GET ? nil : request.body)
+            body: request.body.isEmpty && request.head.method == .GET ? nil : request.body, on: request.eventLoop)
         var headers = HTTPGateway.passedOn(response.headers)
         headers.add(name: "x-costd-cache", value: "bypass")
         headers.add(name: "x-costd-request-id", value: requestId)
         if let length = response.headers.first(name: "content-length") { headers.replaceOrAdd(name: "content-length", value: length) }
-        try await responder.head(response.status, headers: headers)
-        for try await buffer in response.body { try await responder.body(buffer) }
-        try await responder.end()
+        do {
+            try await responder.head(response.status, headers: headers)
+            while let buffer = try await response.nextPart() { try await responder.body(buffer) }
+            try await responder.end()
+        } catch {
+            response.exchange.cancel()
+            throw error
+        }
     }
 
     /// Sends upstream; failures to reach it become 502 (or 504 for a timeout).
     func send(
-        to upstream: UpstreamClient.Upstream, pathAndQuery: String, method: HTTPMethod, headers: HTTPHeaders, body: [UInt8]?
-    ) async throws -> HTTPClientResponse {
+        to upstream: UpstreamClient.Upstream, pathAndQuery: String, method: HTTPMethod, headers: HTTPHeaders, body: [UInt8]?,
+        on eventLoop: any EventLoop
+    ) async throws -> UpstreamClient.Response {
         do {
-            return try await upstreams.send(to: upstream, pathAndQuery: pathAndQuery, method: method, clientHeaders: headers, body: body)
+            return try await upstreams.send(
+                to: upstream, pathAndQuery: pathAndQuery, method: method, clientHeaders: headers, body: body, on: eventLoop)
         } catch let error as HTTPClientError where error == .readTimeout || error == .connectTimeout || error == .deadlineExceeded {
             throw GatewayError.gatewayTimeout("the upstream '\(upstream.name)' did not answer in time (\(error))")
         } catch is CancellationError {

@@ -19,7 +19,7 @@ final class HTTPGatewayHandler: ChannelDuplexHandler, RemovableChannelHandler {
         /// The request was refused before its body ended (413); the connection closes.
         case refused
         /// The gateway is answering request number `request`.
-        case responding(Task<Void, Never>, request: Int, keepAlive: Bool)
+        case responding(Task<Void, Never>?, request: Int, keepAlive: Bool)
         case closed
     }
 
@@ -33,6 +33,8 @@ final class HTTPGatewayHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private var state = State.idle
     private var timer = Timer.none
+    /// Where this connection's calls run: on its event loop (made for the first call that waits).
+    private var worker: GatewayWorker?
     /// Requests received on this connection, to tell one response from the next.
     private var requests = 0
     private let gateway: HTTPGateway
@@ -78,16 +80,24 @@ final class HTTPGatewayHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .receiving(head, body)
         case (.end, .receiving(let head, let body)):
             cancelTimer()
+            requests += 1
+            let number = requests
             let request = HTTPGateway.Request(head: head, body: Array(body.readableBytesView), caller: caller, eventLoop: context.eventLoop)
+            let preparation = gateway.prepare(request)
+            if case .answered(let response) = preparation {
+                // Answered on the loop (an L1 hit, a refusal): no asynchronous work at all.
+                state = .responding(nil, request: number, keepAlive: head.isKeepAlive)
+                write(response, version: head.version, context: context)
+                return
+            }
             let responder = GatewayResponder(channel: context.channel, version: head.version)
             let gateway = self.gateway
             let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
             let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
             let eventLoop = context.eventLoop
-            requests += 1
-            let number = requests
-            let task = Task {
-                await gateway.serve(request, responder: responder)
+            let worker = self.worker ?? GatewayWorker(eventLoop: context.eventLoop)
+            self.worker = worker
+            let task = worker.start(preparation, gateway: gateway, responder: responder) {
                 eventLoop.execute { handler.value.serveReturned(request: number, context: loopBoundContext.value) }
             }
             state = .responding(task, request: number, keepAlive: head.isKeepAlive)
@@ -113,6 +123,17 @@ final class HTTPGatewayHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// Writes a whole response from the loop; the end goes through ``write(context:data:promise:)``
+    /// like any other, which readies the connection for the next request.
+    private func write(_ response: GatewayResponse, version: HTTPVersion, context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: response.headers))), promise: nil)
+        for part in response.parts where !part.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: part)))), promise: nil)
+        }
+        write(context: context, data: wrapOutboundOut(.end(nil)), promise: nil)
+        context.flush()
     }
 
     /// The response's end is on its way out: the connection is ready for the next request
@@ -144,7 +165,7 @@ final class HTTPGatewayHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .responding(let task, _, _) = state { task.cancel() }
+        if case .responding(let task, _, _) = state { task?.cancel() }
         state = .closed
         cancelTimer()
         context.fireChannelInactive()
@@ -192,6 +213,39 @@ final class HTTPGatewayHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
+/// Runs a connection's calls on its event loop: an actor whose executor is the loop, so that a
+/// call starts without a hop to Swift's global pool, and each wait on the engine's futures (which
+/// complete on this loop) resumes here without waking another thread. The gateway's async
+/// functions are nonisolated and non-sending (the module's default), so they run where they are
+/// called from.
+actor GatewayWorker {
+    nonisolated let unownedExecutor: UnownedSerialExecutor
+    private let eventLoop: any EventLoop
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+        self.unownedExecutor = eventLoop.executor.asUnownedSerialExecutor()
+    }
+
+    /// Serves a prepared request on the loop, then calls `done` there; called on the loop.
+    nonisolated func start(
+        _ preparation: sending HTTPGateway.Preparation, gateway: HTTPGateway, responder: GatewayResponder,
+        done: @escaping @Sendable () -> Void
+    ) -> Task<Void, Never> {
+        eventLoop.preconditionInEventLoop()
+        return assumeIsolated { worker in
+            Task {
+                await worker.serve(preparation, gateway: gateway, responder: responder)
+                done()
+            }
+        }
+    }
+
+    private func serve(_ preparation: sending HTTPGateway.Preparation, gateway: HTTPGateway, responder: GatewayResponder) async {
+        await gateway.serve(preparation, responder: responder)
+    }
+}
+
 extension HTTPHeaders {
     /// These headers with `connection: close`.
     fileprivate var closing: HTTPHeaders {
@@ -232,19 +286,28 @@ struct GatewayResponder: Sendable {
     let version: HTTPVersion
 
     func head(_ status: HTTPResponseStatus, headers: HTTPHeaders) async throws {
-        try await channel.writeAndFlush(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: headers)))
+        try await channel.writeAndFlush(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: headers))).value()
     }
 
     func body(_ bytes: [UInt8]) async throws {
-        try await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: bytes))))
+        try await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: bytes)))).value()
     }
 
     func body(_ buffer: ByteBuffer) async throws {
-        try await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer)))
+        try await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer))).value()
     }
 
     func end() async throws {
-        try await channel.writeAndFlush(HTTPServerResponsePart.end(nil))
+        try await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).value()
+    }
+
+    /// A response costd made, whole (an error, a cache hit).
+    func send(_ response: GatewayResponse) async throws {
+        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: response.status, headers: response.headers)), promise: nil)
+        for part in response.parts where !part.isEmpty {
+            channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: part))), promise: nil)
+        }
+        try await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).value()
     }
 
     /// A whole response with a known length.
@@ -253,6 +316,6 @@ struct GatewayResponder: Sendable {
         headers.replaceOrAdd(name: "content-length", value: String(body.count))
         channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: headers)), promise: nil)
         if !body.isEmpty { channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
-        try await channel.writeAndFlush(HTTPServerResponsePart.end(nil))
+        try await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).value()
     }
 }

@@ -58,12 +58,24 @@ public final class UpstreamClient: Sendable {
         "transfer-encoding", "upgrade", "host", "content-length",
     ]
 
-    /// Sends a request upstream; the response's body streams in as it arrives.
+    /// An upstream's answer: its head now, its body part by part (``UpstreamExchange``).
+    struct Response {
+        var status: HTTPResponseStatus
+        var headers: HTTPHeaders
+        let exchange: UpstreamExchange
+
+        func nextPart(isolation: isolated (any Actor)? = #isolation) async throws -> ByteBuffer? {
+            try await exchange.nextPart(isolation: isolation)
+        }
+    }
+
+    /// Sends a request upstream, on `eventLoop` (connection and callbacks); the answer's body
+    /// streams in as it arrives.
     func send(
-        to upstream: Upstream, pathAndQuery: String, method: HTTPMethod, clientHeaders: HTTPHeaders, body: [UInt8]?
-    ) async throws -> HTTPClientResponse {
-        var request = HTTPClientRequest(url: upstream.baseURL + pathAndQuery)
-        request.method = method
+        to upstream: Upstream, pathAndQuery: String, method: HTTPMethod, clientHeaders: HTTPHeaders, body: [UInt8]?,
+        on eventLoop: any EventLoop
+    ) async throws -> Response {
+        var headers = HTTPHeaders()
         var carriesKey = false
         for (name, value) in clientHeaders {
             let lowered = name.lowercased()
@@ -74,19 +86,20 @@ public final class UpstreamClient: Sendable {
                 guard !key.isEmpty, key.lowercased() != "bearer" else { continue }
                 carriesKey = true
             }
-            request.headers.add(name: name, value: value)
+            headers.add(name: name, value: value)
         }
         if let key = upstream.key, !carriesKey {
             switch upstream.auth {
-            case .bearer: request.headers.add(name: "authorization", value: "Bearer \(key)")
-            case .xAPIKey: request.headers.add(name: "x-api-key", value: key)
+            case .bearer: headers.add(name: "authorization", value: "Bearer \(key)")
+            case .xAPIKey: headers.add(name: "x-api-key", value: key)
             }
         }
-        if let body {
-            request.headers.add(name: "content-length", value: String(body.count))
-            request.body = .bytes(ByteBuffer(bytes: body))
-        }
-        return try await client.execute(request, deadline: .distantFuture)
+        let request = try HTTPClient.Request(
+            url: upstream.baseURL + pathAndQuery, method: method, headers: headers, body: body.map { .bytes($0) })
+        let exchange = UpstreamExchange(eventLoop: eventLoop)
+        exchange.task = client.execute(request: request, delegate: exchange, eventLoop: .delegateAndChannel(on: eventLoop))
+        let head = try await exchange.head()
+        return Response(status: head.status, headers: head.headers, exchange: exchange)
     }
 
     public func shutdown() async {
