@@ -130,17 +130,23 @@ func run(_ executable: String, _ arguments: [String], environment: [String: Stri
         #expect(try connection.call("route", ["task": "classification"])["model"] == "gpt-4o")
     }
 
-    @Test func servesASocketPassedBySystemdSocketActivate() throws {
-        let directory = TestDaemon.makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let socketPath = directory + "/activated.sock"
+    /// costd under `systemd-socket-activate` with `listenArguments`, its stderr in the returned log.
+    func socketActivated(_ listenArguments: [String], in directory: String) throws -> (Process, log: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
-        process.arguments = ["-l", socketPath, TestDaemon.binary, "--state-dir", directory + "/state"]
+        process.arguments = listenArguments + [TestDaemon.binary, "--state-dir", directory + "/state"]
         let log = directory + "/log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: log)
         try process.run()
+        return (process, log)
+    }
+
+    @Test func servesASocketPassedBySystemdSocketActivate() throws {
+        let directory = TestDaemon.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let socketPath = directory + "/activated.sock"
+        let (process, log) = try socketActivated(["-l", socketPath], in: directory)
         defer {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
@@ -210,13 +216,7 @@ func run(_ executable: String, _ arguments: [String], environment: [String: Stri
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let rpcPath = directory + "/costd.sock"
         let httpPath = directory + "/http.sock"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
-        process.arguments = ["-l", rpcPath, "-l", httpPath, "--fdname=costd:http", TestDaemon.binary, "--state-dir", directory + "/state"]
-        let log = directory + "/log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: log)
-        try process.run()
+        let (process, log) = try socketActivated(["-l", rpcPath, "-l", httpPath, "--fdname=costd:http"], in: directory)
         defer {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
