@@ -213,39 +213,6 @@ final class HTTPGatewayHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// Runs a connection's calls on its event loop: an actor whose executor is the loop, so that a
-/// call starts without a hop to Swift's global pool, and each wait on the engine's futures (which
-/// complete on this loop) resumes here without waking another thread. The gateway's async
-/// functions are nonisolated and non-sending (the module's default), so they run where they are
-/// called from.
-actor GatewayWorker {
-    nonisolated let unownedExecutor: UnownedSerialExecutor
-    private let eventLoop: any EventLoop
-
-    init(eventLoop: any EventLoop) {
-        self.eventLoop = eventLoop
-        self.unownedExecutor = eventLoop.executor.asUnownedSerialExecutor()
-    }
-
-    /// Serves a prepared request on the loop, then calls `done` there; called on the loop.
-    nonisolated func start(
-        _ preparation: sending HTTPGateway.Preparation, gateway: HTTPGateway, responder: GatewayResponder,
-        done: @escaping @Sendable () -> Void
-    ) -> Task<Void, Never> {
-        eventLoop.preconditionInEventLoop()
-        return assumeIsolated { worker in
-            Task {
-                await worker.serve(preparation, gateway: gateway, responder: responder)
-                done()
-            }
-        }
-    }
-
-    private func serve(_ preparation: sending HTTPGateway.Preparation, gateway: HTTPGateway, responder: GatewayResponder) async {
-        await gateway.serve(preparation, responder: responder)
-    }
-}
-
 extension HTTPHeaders {
     /// These headers with `connection: close`.
     fileprivate var closing: HTTPHeaders {
@@ -276,46 +243,5 @@ final class HTTPBytesObserver: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         gatewayContext = nil
-    }
-}
-
-/// Writes one response from the gateway's async work to its connection, each write waited for
-/// (so a slow reader slows the upstream read, nothing piles up), failing once the client is gone.
-struct GatewayResponder: Sendable {
-    let channel: any Channel
-    let version: HTTPVersion
-
-    func head(_ status: HTTPResponseStatus, headers: HTTPHeaders) async throws {
-        try await channel.writeAndFlush(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: headers))).value()
-    }
-
-    func body(_ bytes: [UInt8]) async throws {
-        try await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: bytes)))).value()
-    }
-
-    func body(_ buffer: ByteBuffer) async throws {
-        try await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer))).value()
-    }
-
-    func end() async throws {
-        try await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).value()
-    }
-
-    /// A response costd made, whole (an error, a cache hit).
-    func send(_ response: GatewayResponse) async throws {
-        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: response.status, headers: response.headers)), promise: nil)
-        for part in response.parts where !part.isEmpty {
-            channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: part))), promise: nil)
-        }
-        try await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).value()
-    }
-
-    /// A whole response with a known length.
-    func respond(_ status: HTTPResponseStatus, headers: HTTPHeaders, body: [UInt8]) async throws {
-        var headers = headers
-        headers.replaceOrAdd(name: "content-length", value: String(body.count))
-        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: headers)), promise: nil)
-        if !body.isEmpty { channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
-        try await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).value()
     }
 }
