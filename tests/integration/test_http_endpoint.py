@@ -410,3 +410,29 @@ def test_a_remote_listen_address_is_refused_unless_allowed(costd_bin, tmp_path):
         capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "not a loopback address" in result.stderr and "allow_remote" in result.stderr
+
+
+def test_http_calls_are_counted_in_the_metrics(make_daemon, fake_upstream, tmp_path):
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    config = tmp_path / "costd.toml"
+    config.write_text(CONFIG)
+    daemon = make_daemon("--config", str(config), "--upstream", f"openai={fake_upstream.base_url}", metrics=True)
+    wait_until(lambda: accepts(daemon.http_socket))
+    client = costd.openai_client(daemon.http_socket, api_key="sk-test-key", max_retries=0)
+    for _ in range(2):
+        client.chat.completions.create(**chat(content="counted"))  # a miss, then a hit
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(**chat(content="boom"), extra_headers={"x-fake": "error-500"})
+    client.models.list()
+
+    def count(method: str, outcome: str) -> float:
+        text = urllib.request.urlopen(daemon.metrics_url + "/metrics", timeout=10).read().decode()
+        return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+                   if s.name == "costd_requests_total" and s.labels == {"method": method, "outcome": outcome})
+
+    assert count("http.chat.completions", "ok") == 2
+    assert count("http.chat.completions", "error") == 1
+    assert count("http.passthrough", "ok") == 1

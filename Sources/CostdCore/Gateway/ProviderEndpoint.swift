@@ -22,6 +22,9 @@ public struct ProviderEndpoint: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var path: String { kind.rawValue }
+
+    /// How metrics name calls to it: `http.chat.completions`.
+    public var metricsLabel: String { "http" + String(path.map { $0 == "/" ? "." : $0 }) }
     public var description: String { "/v1" + kind.rawValue }
 
     /// The upstream's name in `[upstreams.NAME]`.

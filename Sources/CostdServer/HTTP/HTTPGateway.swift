@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Dispatch
 import CostdCore
 import CostdProtocol
 import Logging
@@ -49,6 +50,20 @@ public final class HTTPGateway: Sendable {
         var bytes = Array("HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: \(body.count)\r\n\r\n".utf8)
         bytes += body
         channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// How metrics name a request: its endpoint's label, `http.passthrough`, or `other`.
+    static func metricsLabel(for head: HTTPRequestHead) -> String {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        guard path.hasPrefix("/v1/") else { return "other" }
+        if head.method == .POST, let endpoint = ProviderEndpoint(path: String(path.dropFirst(3))) { return endpoint.metricsLabel }
+        return "http.passthrough"
+    }
+
+    /// Counts a finished request in the metrics (`--metrics-listen`) and the status line.
+    func measure(_ label: String, status: HTTPResponseStatus, startedAt: UInt64) {
+        engine.callsServed.add(1, ordering: .relaxed)
+        engine.metrics?.request(label, succeeded: status.code < 400, nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - startedAt))
     }
 
     /// What a request needs, decided on its event loop before any waiting: an answer already

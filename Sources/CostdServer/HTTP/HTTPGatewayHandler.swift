@@ -1,4 +1,5 @@
 import CostdCore
+import Dispatch
 import NIOCore
 import NIOHTTP1
 
@@ -37,6 +38,8 @@ final class HTTPGatewayHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var worker: GatewayWorker?
     /// Requests received on this connection, to tell one response from the next.
     private var requests = 0
+    /// The request being answered: its metrics label, when it was whole, its response's status.
+    private var measured: (label: String, startedAt: UInt64, status: HTTPResponseStatus)?
     private let gateway: HTTPGateway
     private let caller: CallerIdentity?
     private let settings: HTTPSettings
@@ -82,6 +85,7 @@ final class HTTPGatewayHandler: ChannelDuplexHandler, RemovableChannelHandler {
             cancelTimer()
             requests += 1
             let number = requests
+            measured = (HTTPGateway.metricsLabel(for: head), DispatchTime.now().uptimeNanoseconds, .ok)
             let request = HTTPGateway.Request(head: head, body: Array(body.readableBytesView), caller: caller, eventLoop: context.eventLoop)
             let preparation = gateway.prepare(request)
             if case .answered(let response) = preparation {
@@ -139,9 +143,15 @@ final class HTTPGatewayHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The response's end is on its way out: the connection is ready for the next request
     /// before NIO's pipelining handler (which sees the end after this) hands it over.
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard case .end = unwrapOutboundIn(data), case .responding(_, _, let keepAlive) = state else {
+        let part = unwrapOutboundIn(data)
+        if case .head(let head) = part, head.status.code >= 200 { measured?.status = head.status }
+        guard case .end = part, case .responding(_, _, let keepAlive) = state else {
             context.write(data, promise: promise)
             return
+        }
+        if let measured {
+            gateway.measure(measured.label, status: measured.status, startedAt: measured.startedAt)
+            self.measured = nil
         }
         guard keepAlive else {
             state = .closed

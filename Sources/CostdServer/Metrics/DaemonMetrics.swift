@@ -29,8 +29,11 @@ public final class DaemonMetrics: Sendable {
     private let l1Bytes: CoreMetrics.Gauge
     private let connections: CoreMetrics.Gauge
 
-    /// Every method's label, and `invalid` for calls that named none; anything else is `other`.
+    /// Every method's label, and `invalid` for calls that named none; the HTTP endpoint's calls
+    /// as `http.` and their endpoint (`http.chat.completions`), `http.passthrough` for other
+    /// paths; anything else is `other`.
     static let knownMethods = RPCMethod.allCases.map(\.rawValue) + ["invalid"]
+        + ProviderEndpoint.Kind.allCases.map { ProviderEndpoint($0).metricsLabel } + ["http.passthrough"]
 
     /// `withRedis`: whether to export the Redis state and backlog.
     public init(withRedis: Bool) {
