@@ -74,7 +74,15 @@ struct GatewayCall {
     /// (Redis, single-flight), the hard budget, the upstream, recording and storing.
     mutating func run(pathAndQuery: String, responder: GatewayResponder) async throws {
         do {
-            if !routed, needsRouting { try await routeWithReservation() }
+            if !routed, needsRouting {
+                try await routeWithReservation()
+                // `prepare` could not look in L1 before the route, and so the key, was known.
+                if let answer = answerInL1() {
+                    await giveBack()
+                    try await responder.send(hit(answer))
+                    return
+                }
+            }
             // The call runs on its connection's loop (``GatewayWorker``), and resumes there.
             eventLoop.assertInEventLoop()
             let key = cacheKey
@@ -220,18 +228,15 @@ struct GatewayCall {
     }
 
     /// The stored answer, or nil (and a lease when this call is to fill the entry).
+    /// Past L1 (which ``answerInL1()`` has already looked in): Redis, or the single-flight wait.
     private mutating func lookUp(_ key: CacheKey) async throws -> CachedAnswer? {
         let value: [UInt8]?
-        if let l1 = engine.cache.l1Value(key, model: body.model, namespace: namespace) {
-            value = l1
-        } else {
-            let wait = rules.configuration.cache.defaultLeaseWaitMillis
-            switch try await engine.cache.lookup(key, model: body.model, namespace: namespace, lease: true, waitMillis: wait, on: eventLoop).value() {
-            case .hit(let stored, _): value = stored
-            case .miss(let lease):
-                self.lease = lease
-                value = nil
-            }
+        let wait = rules.configuration.cache.defaultLeaseWaitMillis
+        switch try await engine.cache.lookup(key, model: body.model, namespace: namespace, lease: true, waitMillis: wait, on: eventLoop).value() {
+        case .hit(let stored, _): value = stored
+        case .miss(let lease):
+            self.lease = lease
+            value = nil
         }
         // An entry some RPC client put there is not an answer: the call goes upstream and its
         // answer replaces it.
