@@ -40,6 +40,8 @@ struct Costd: AsyncParsableCommand {
     @Option(name: .customLong("max-frame-bytes"), help: "Largest frame accepted, in bytes (default 4 MiB).")
     var maxFrameBytes: Int?
 
+    @Option(name: .customLong("ledger-fsync"), help: "When a record is acknowledged: batched (once written to the ledger, synced just behind; the default) or always (once synced).")
+    var ledgerFsync: String?
     @Option(name: .customLong("cache-bytes"), help: "Bound of the in-memory L1 cache, in bytes (default 256 MiB).")
     var cacheBytes: Int?
 
@@ -252,6 +254,12 @@ struct Costd: AsyncParsableCommand {
         }
         if let maxFrameBytes { configuration.limits.maxFrameBytes = maxFrameBytes }
         if let cacheBytes { configuration.cache.maxBytes = cacheBytes }
+        if let ledgerFsync {
+            guard let mode = LedgerSettings.Fsync(rawValue: ledgerFsync) else {
+                throw ConfigError("--ledger-fsync must be batched or always, not '\(ledgerFsync)'")
+            }
+            configuration.ledger.fsync = mode
+        }
         if let redis {
             configuration.redis = RedisSettings(endpoint: try RedisEndpoint(url: redis))
             if configuration.redis?.endpoint.password != nil {

@@ -130,6 +130,14 @@ import Testing
         #expect(configuration.prices.price(for: "my-model")?.outputPerMillion == Money(usd: "1.2"))
     }
 
+    @Test func ledgerFsyncModeIsBatchedUnlessAlwaysIsAsked() throws {
+        #expect(try Configuration(toml: "").ledger.fsync == .batched)
+        #expect(try Configuration(toml: "[ledger]\nfsync = \"always\"").ledger.fsync == .always)
+        #expect(try Configuration(toml: "[ledger]\nfsync = \"batched\"").ledger.fsync == .batched)
+        let error = #expect(throws: ConfigError.self) { try Configuration(toml: "[ledger]\nfsync = \"everysec\"") }
+        #expect(error?.message == "ledger.fsync must be \"always\" or \"batched\"")
+    }
+
     @Test func unknownKeysAreErrors() {
         let error = #expect(throws: ConfigError.self) { try Configuration(toml: "[budget]\ndayly = 5") }
         #expect(error?.message == "unknown setting 'budget.dayly'")

@@ -62,9 +62,13 @@ def collect(queue, processes) -> list:
     return results
 
 
-def test_redis_killed_mid_load_loses_nothing_and_counts_nothing_twice(make_daemon, redis) -> None:
-    a = make_daemon("a", args=["--redis", redis.url])
-    b = make_daemon("b", args=["--redis", redis.url])
+FSYNC_MODES = ["batched", "always"]
+
+
+@pytest.mark.parametrize("fsync", FSYNC_MODES)
+def test_redis_killed_mid_load_loses_nothing_and_counts_nothing_twice(make_daemon, redis, fsync: str) -> None:
+    a = make_daemon("a", args=["--redis", redis.url, "--ledger-fsync", fsync])
+    b = make_daemon("b", args=["--redis", redis.url, "--ledger-fsync", fsync])
     stop_at = time.time() + 6
     queues = [run_processes(record_loop, 3, daemon.socket, stop_at) for daemon in (a, b)]
     time.sleep(1.5)
@@ -81,8 +85,9 @@ def test_redis_killed_mid_load_loses_nothing_and_counts_nothing_twice(make_daemo
     assert "backlog" in a.log + b.log
 
 
-def test_daemon_killed_mid_load_keeps_every_acknowledged_record(make_daemon) -> None:
-    daemon = make_daemon("d")
+@pytest.mark.parametrize("fsync", FSYNC_MODES)
+def test_daemon_killed_mid_load_keeps_every_acknowledged_record(make_daemon, fsync: str) -> None:
+    daemon = make_daemon("d", args=["--ledger-fsync", fsync])
     stop_at = time.time() + 4
     queue, processes = run_processes(record_loop, 4, daemon.socket, stop_at)
     time.sleep(2)
@@ -90,11 +95,37 @@ def test_daemon_killed_mid_load_keeps_every_acknowledged_record(make_daemon) -> 
     time.sleep(0.3)
     daemon.start()
     acknowledged = [record for batch in collect(queue, processes) for record in batch]
+    assert len(acknowledged) > 100
     with costd.Client(daemon.socket) as client:
-        total = nanos(client.report()["totalCostUsd"])
+        report = client.report()
+    total = nanos(report["totalCostUsd"])
     # Every acknowledged record is there; a few sent as the daemon died may be there too.
     assert total >= len(acknowledged) * nanos(UNIT)
     assert total <= (len(acknowledged) + 4) * nanos(UNIT)
+    assert report["durability"]["fsync"] == fsync
+
+
+@pytest.mark.parametrize("fsync", FSYNC_MODES)
+def test_backlog_survives_the_daemon_killed_while_redis_is_down(make_daemon, redis, fsync: str) -> None:
+    """Records backlogged during an outage are acknowledged as the mode says, survive `kill -9`,
+    and reach Redis exactly once when both are back."""
+    daemon = make_daemon("k", args=["--redis", redis.url, "--ledger-fsync", fsync])
+    with costd.Client(daemon.socket) as client:
+        client.record("x", costUsd=0.001, recordId="before-outage")
+    redis.kill()
+    stop_at = time.time() + 2
+    queue, processes = run_processes(record_loop, 3, daemon.socket, stop_at)
+    backlogged = [record for batch in collect(queue, processes) for record in batch]
+    assert len(backlogged) > 50
+    daemon.kill()
+    redis.start()
+    daemon.start()
+    with costd.Client(daemon.socket) as client:
+        assert wait_until(lambda: client.ping()["redis"]["backlog"] == 0 and client.ping()["redis"]["state"] == "up")
+        # A retry of an acknowledged backlogged record still counts once.
+        assert client.record("x", costUsd=0.001, recordId="before-outage").get("duplicate") is True
+        total = nanos(client.report()["totalCostUsd"])
+    assert total == (len(backlogged) + 1) * nanos(UNIT)
 
 
 @pytest.mark.parametrize("with_redis", [False, True])

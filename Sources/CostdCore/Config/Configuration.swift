@@ -47,6 +47,17 @@ public struct CacheSettings: Sendable, Equatable {
 }
 
 public struct LedgerSettings: Sendable, Equatable {
+    /// When a record is acknowledged.
+    public enum Fsync: String, Sendable, CaseIterable {
+        /// Once its entry is synced to disk (`fdatasync`): survives a power loss.
+        case always
+        /// Once its entry is written to the log (`write(2)` returned): survives `kill -9` and any
+        /// crash of costd; a power loss or kernel crash can lose the entries of one sync window,
+        /// the syncs running continuously behind.
+        case batched
+    }
+
+    public var fsync = Fsync.batched
     /// Compact (snapshot and start a new log) once the log has grown past this many bytes.
     public var compactAfterBytes: Int64 = 64 << 20
     /// Days of history kept for reports.
@@ -176,6 +187,12 @@ extension Configuration {
             throw ConfigError("prices must be the path of a price file or a table of model prices")
         }
         if var section = try root.section("ledger") {
+            if let fsync = try section.string("fsync") {
+                guard let mode = LedgerSettings.Fsync(rawValue: fsync) else {
+                    throw ConfigError("ledger.fsync must be \"always\" or \"batched\"")
+                }
+                ledger.fsync = mode
+            }
             ledger.compactAfterBytes = try section.int64("compact_after_bytes") ?? ledger.compactAfterBytes
             ledger.historyDays = try section.int("history_days") ?? ledger.historyDays
             ledger.recordIdWindowSeconds = try section.int64("record_id_window") ?? ledger.recordIdWindowSeconds

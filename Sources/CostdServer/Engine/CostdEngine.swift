@@ -34,6 +34,8 @@ public final class CostdEngine: Sendable {
     private let calendar: Mutex<PeriodCalendar>
     let cache: CacheTier
     public let store: any SpendStore
+    /// The local ledger: the store itself when embedded, the backlog's keeper with Redis.
+    let ledger: SpendLedger
     let logger: Logger
     let tokenizers: Tokenizers
     /// Prometheus metrics, when `--metrics-listen` is given.
@@ -54,6 +56,7 @@ public final class CostdEngine: Sendable {
         clock: CostdClock = .system, logger: Logger
     ) throws {
         self.clock = clock
+        self.ledger = ledger
         self.startedAtNanos = clock.monotonicNanos
         self.metrics = metrics
         self.tokenizers = tokenizers
@@ -118,6 +121,7 @@ public final class CostdEngine: Sendable {
             budgets: rules.budget,
             store: store.status,
             l1: cache.l1.statistics,
+            ledger: ledger.durability,
             connections: connections
         )
     }

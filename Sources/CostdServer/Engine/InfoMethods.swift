@@ -69,7 +69,7 @@ extension CostdEngine {
                 ReportWriter.Input(
                     date: date, period: scope, periodKey: periodKey, stored: stored, budget: rules.budget.budget(for: scope),
                     baselineModel: rules.configuration.baselineModel, l1: statistics, status: status,
-                    waiting: self.cache.waiters.count
+                    ledger: self.ledger.durability, waiting: self.cache.waiters.count
                 ),
                 to: &writer
             )

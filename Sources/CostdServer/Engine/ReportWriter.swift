@@ -14,6 +14,7 @@ enum ReportWriter {
         var baselineModel: String
         var l1: L1Cache.Statistics
         var status: StoreStatus
+        var ledger: LedgerDurability
         /// Callers of this daemon waiting now for another's single-flight lease.
         var waiting: Int
     }
@@ -94,6 +95,20 @@ enum ReportWriter {
         }
         if input.status.kind == .redis {
             CostdEngine.writeStoreStatus(input.status, into: &writer)
+        }
+        writer.field("durability") { writer in
+            writer.beginObject()
+            writer.field("fsync", input.ledger.fsync.rawValue)
+            writer.field("unsyncedEntries", Int64(input.ledger.unsyncedEntries))
+            writer.field("syncs", Int64(input.ledger.syncWindows.syncs))
+            writer.field("syncWindowMs") { writer in
+                writer.beginObject()
+                writer.field("p50", Double(input.ledger.syncWindows.p50Nanos) / 1e6)
+                writer.field("p99", Double(input.ledger.syncWindows.p99Nanos) / 1e6)
+                writer.field("max", Double(input.ledger.syncWindows.maxNanos) / 1e6)
+                writer.endObject()
+            }
+            writer.endObject()
         }
         writer.endObject()
     }

@@ -1,10 +1,18 @@
+import CostdCore
 import Foundation
 import NIOCore
 
-/// Appends entries to the ledger's log on a thread of its own and makes them durable in
-/// batches: one `write` and one `fdatasync` for every entry that arrived while the previous
-/// batch was being synced (group commit). Callers wait on a future, never on the disk, so no
-/// event loop ever blocks on I/O.
+/// Appends entries to the ledger's log and makes them durable behind the callers.
+///
+/// ``append(_:)`` writes an entry with `write(2)` on the caller's thread, under a lock that keeps
+/// entries in sequence order: once it returns, the entry is in the kernel's page cache, so it
+/// survives `kill -9` and any crash of costd; only a power loss or a kernel crash can still lose
+/// it. A thread of its own (`costd-ledger-sync`) runs `fdatasync` continuously behind the
+/// writes, one for every entry written while the previous sync ran (group commit). Redis's AOF
+/// splits the work the same way: `write` on the main thread, `fsync` on a background one.
+///
+/// ``whenAcknowledged(_:on:)`` completes, by ``LedgerSettings/Fsync``, once the entry is written
+/// (`batched`: at once, with no thread hop) or once it is synced (`always`).
 ///
 /// Each entry on disk:
 ///
@@ -13,68 +21,89 @@ import NIOCore
 /// | length: UInt32  | CRC-32C: UInt32 | payload (JSON)        |
 /// +-----------------+-----------------+-----------------------+
 /// ```
-///
-/// Entries get increasing sequence numbers; ``whenDurable(_:on:)`` waits until an entry and
-/// every entry before it is on disk.
 final class GroupCommitWriter: @unchecked Sendable {
-    /// Switches to a new log file once everything before it is durable, then runs `afterSwitch`
-    /// on the writer thread (the ledger writes its snapshot and deletes old logs there).
-    struct Rotation {
+    /// Syncs a file's data; `FileIO.syncData` but in tests, which hold it to see who waits.
+    typealias Sync = @Sendable (_ fd: Int32, _ path: String) throws(SystemError) -> Void
+
+    /// A log switched away from: synced, closed and its directory synced (so the new log's name is
+    /// durable) before anything after it counts as synced; then `afterSwitch` runs on the sync
+    /// thread (the ledger writes its snapshot and deletes old logs there).
+    private struct RetiredLog {
+        var fd: Int32
+        var path: String
         var newPath: String
+        var lastSequence: UInt64
         var afterSwitch: @Sendable () -> Void
     }
 
-    private enum Item {
-        case entries([UInt8], lastSequence: UInt64)
-        case rotation(Rotation)
-    }
+    let mode: LedgerSettings.Fsync
+    private let sync: Sync
+    private let clock: CostdClock
 
     // Everything below is guarded by `condition`.
     private let condition = NSCondition()
-    /// Entries appended since the last rotation, already encoded; appended to in place.
-    private var pendingBytes: [UInt8] = []
-    private var pendingLastSequence: UInt64 = 0
-    /// Finished groups (entries before a rotation, and the rotation), in order.
-    private var queue: [Item] = []
+    private var fd: Int32
+    private var path: String
+    /// Reused for each entry's framing, so an append allocates nothing once warm.
+    private var scratch: [UInt8] = []
     private var nextSequence: UInt64 = 1
-    private var durableSequence: UInt64 = 0
+    private var writtenSequence: UInt64 = 0
+    private var syncedSequence: UInt64 = 0
+    /// When the oldest entry not yet synced was written (monotonic nanoseconds).
+    private var oldestUnsyncedNanos: UInt64?
+    private var retired: [RetiredLog] = []
+    /// Only in `always` mode: callers waiting for their entry to be synced.
     private var waiters: [(sequence: UInt64, promise: EventLoopPromise<Void>)] = []
     private var failure: SystemError?
     private var stopping = false
     private var stopped = false
-    /// Whether the writer thread sleeps on `condition`: appends only signal then.
-    private var writerWaiting = false
+    /// Whether the sync thread sleeps on `condition`: writes only signal then.
+    private var syncerWaiting = false
+    private var windows = SyncWindows()
     private(set) var bytesInCurrentLog: Int64
-
-    // Owned by the writer thread once started.
-    private var fd: Int32
-    private var path: String
 
     static let headerLength = 8
 
-    init(path: String, fd: Int32, size: Int64) {
+    init(
+        path: String, fd: Int32, size: Int64, mode: LedgerSettings.Fsync, clock: CostdClock = .system,
+        sync: @escaping Sync = { fd, path throws(SystemError) in try FileIO.syncData(fd, path: path) }
+    ) {
         self.path = path
         self.fd = fd
         self.bytesInCurrentLog = size
+        self.mode = mode
+        self.clock = clock
+        self.sync = sync
     }
 
     func start() {
-        let thread = Thread { [self] in run() }
-        thread.name = "costd-ledger"
+        let thread = Thread { [self] in runSyncer() }
+        thread.name = "costd-ledger-sync"
         thread.start()
     }
 
-    /// Appends one entry; returns its sequence number. Call `whenDurable` to wait for it.
+    /// Writes one entry to the log; returns its sequence number, for ``whenAcknowledged(_:on:)``.
+    /// After a failed write nothing more is written (a torn entry must stay the log's last), and
+    /// every later entry's acknowledgement fails.
     @discardableResult
     func append(_ payload: [UInt8]) -> UInt64 {
         condition.lock()
         defer { condition.unlock() }
         let sequence = nextSequence
         nextSequence += 1
-        GroupCommitWriter.encode(payload, into: &pendingBytes)
-        pendingLastSequence = sequence
-        bytesInCurrentLog += Int64(payload.count + GroupCommitWriter.headerLength)
-        if writerWaiting { condition.signal() }
+        guard failure == nil else { return sequence }
+        scratch.removeAll(keepingCapacity: true)
+        GroupCommitWriter.encode(payload, into: &scratch)
+        do {
+            try FileIO.writeAll(fd, scratch, path: path)
+        } catch {
+            fail(error)
+            return sequence
+        }
+        writtenSequence = sequence
+        if oldestUnsyncedNanos == nil { oldestUnsyncedNanos = clock.monotonicNanos }
+        bytesInCurrentLog += Int64(scratch.count)
+        if syncerWaiting { condition.broadcast() }
         return sequence
     }
 
@@ -86,33 +115,41 @@ final class GroupCommitWriter: @unchecked Sendable {
         buffer.append(contentsOf: payload)
     }
 
-    /// A future that succeeds once entry `sequence` (and all before it) is on disk.
-    func whenDurable(_ sequence: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+    /// Succeeds once entry `sequence` may be acknowledged: written (`batched`), or synced with
+    /// every entry before it (`always`). Fails if it could not be.
+    func whenAcknowledged(_ sequence: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         condition.lock()
         defer { condition.unlock() }
+        if sequence <= (mode == .batched ? writtenSequence : syncedSequence) { return eventLoop.makeSucceededFuture(()) }
         if let failure { return eventLoop.makeFailedFuture(failure) }
-        if sequence <= durableSequence { return eventLoop.makeSucceededFuture(()) }
         let promise = eventLoop.makePromise(of: Void.self)
         waiters.append((sequence, promise))
         return promise.futureResult
     }
 
-    /// Every entry appended from now on goes to `newPath`; the entries before it are made
-    /// durable in the old file first, then `afterSwitch` runs on the writer thread.
+    /// Every entry appended from now on goes to `newPath`; the old log is synced and closed behind,
+    /// then `afterSwitch` runs on the sync thread.
     func rotate(to newPath: String, afterSwitch: @escaping @Sendable () -> Void) {
         condition.lock()
         defer { condition.unlock() }
-        takePendingBytes()
-        queue.append(.rotation(Rotation(newPath: newPath, afterSwitch: afterSwitch)))
-        bytesInCurrentLog = 0
-        condition.signal()
+        guard failure == nil else { return }
+        let newFD: Int32
+        do {
+            newFD = try FileIO.open(newPath, flags: O_WRONLY | O_CREAT | O_APPEND)
+        } catch {
+            fail(error)
+            return
+        }
+        retired.append(RetiredLog(fd: fd, path: path, newPath: newPath, lastSequence: writtenSequence, afterSwitch: afterSwitch))
+        (fd, path, bytesInCurrentLog) = (newFD, newPath, 0)
+        condition.broadcast()
     }
 
-    /// Writes what is pending, stops the thread and closes the log.
+    /// Syncs what is written, stops the sync thread and closes the log.
     func close() {
         condition.lock()
         stopping = true
-        condition.signal()
+        condition.broadcast()
         while !stopped { condition.wait() }
         condition.unlock()
     }
@@ -123,87 +160,93 @@ final class GroupCommitWriter: @unchecked Sendable {
         return failure != nil
     }
 
-    private func run() {
-        while true {
-            condition.lock()
-            while queue.isEmpty && pendingBytes.isEmpty && !stopping {
-                writerWaiting = true
-                condition.wait()
-                writerWaiting = false
-            }
-            takePendingBytes()
-            let items = queue
-            queue = []
-            let failed = failure != nil
-            condition.unlock()
-            if items.isEmpty { break }  // stopping, and nothing left to write
-
-            var written: UInt64? = nil
-            var needsSync = false
-            var error: SystemError? = nil
-            if !failed {
-                do throws(SystemError) {
-                    for item in items {
-                        switch item {
-                        case .entries(let bytes, let lastSequence):
-                            try FileIO.writeAll(fd, bytes, path: path)
-                            written = lastSequence
-                            needsSync = true
-                        case .rotation(let rotation):
-                            if needsSync {
-                                try FileIO.syncData(fd, path: path)
-                                needsSync = false
-                            }
-                            let newFD = try FileIO.open(rotation.newPath, flags: O_WRONLY | O_CREAT | O_APPEND)
-                            try FileIO.syncDirectory((rotation.newPath as NSString).deletingLastPathComponent)
-                            Glibc.close(fd)
-                            fd = newFD
-                            path = rotation.newPath
-                            rotation.afterSwitch()
-                        }
-                    }
-                    if needsSync { try FileIO.syncData(fd, path: path) }
-                } catch let systemError {
-                    error = systemError
-                    written = nil
-                }
-            }
-            complete(upTo: written, failure: error)
-        }
-        Glibc.close(fd)
+    /// How long written entries waited for their sync: the window a power loss could lose.
+    var syncWindows: SyncWindows.Summary {
         condition.lock()
+        defer { condition.unlock() }
+        return windows.summary
+    }
+
+    /// Entries written and not yet synced.
+    var unsyncedEntries: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return writtenSequence - syncedSequence
+    }
+
+    // MARK: - The sync thread
+
+    private func runSyncer() {
+        condition.lock()
+        while true {
+            while retired.isEmpty && (writtenSequence == syncedSequence || failure != nil) && !stopping {
+                syncerWaiting = true
+                condition.wait()
+                syncerWaiting = false
+            }
+            if stopping && (failure != nil || (retired.isEmpty && writtenSequence == syncedSequence)) { break }
+            if failure != nil { continue }
+            if !retired.isEmpty {
+                let log = retired.removeFirst()
+                condition.unlock()
+                let result = Result { () throws(SystemError) in
+                    try sync(log.fd, log.path)
+                    Glibc.close(log.fd)
+                    try FileIO.syncDirectory((log.newPath as NSString).deletingLastPathComponent)
+                }
+                condition.lock()
+                if case .failure(let error) = result {
+                    fail(error)
+                    continue
+                }
+                synced(upTo: log.lastSequence, since: nil)
+                condition.unlock()
+                log.afterSwitch()
+                condition.lock()
+                continue
+            }
+            let (target, fd, path, since) = (writtenSequence, self.fd, self.path, oldestUnsyncedNanos)
+            oldestUnsyncedNanos = nil
+            condition.unlock()
+            let result = Result { () throws(SystemError) in try sync(fd, path) }
+            condition.lock()
+            if case .failure(let error) = result {
+                fail(error)
+                continue
+            }
+            synced(upTo: target, since: since)
+        }
+        for log in retired { Glibc.close(log.fd) }
+        Glibc.close(fd)
         stopped = true
         condition.broadcast()
         condition.unlock()
     }
 
-    /// Moves the entries appended so far into the queue. Call with `condition` held.
-    private func takePendingBytes() {
-        guard !pendingBytes.isEmpty else { return }
-        queue.append(.entries(pendingBytes, lastSequence: pendingLastSequence))
-        pendingBytes = []
-        pendingBytes.reserveCapacity(16 << 10)
+    /// Marks entries up to `sequence` synced and completes their waiters. Call with `condition`
+    /// held; it stays held.
+    private func synced(upTo sequence: UInt64, since: UInt64?) {
+        syncedSequence = max(syncedSequence, sequence)
+        if let since { windows.add(nanos: clock.monotonicNanos &- since) }
+        guard !waiters.isEmpty else { return }
+        var done: [(EventLoopPromise<Void>, Void)] = []
+        waiters.removeAll { waiter in
+            guard waiter.sequence <= syncedSequence else { return false }
+            done.append((waiter.promise, ()))
+            return true
+        }
+        // Completing runs callbacks only on their own loops (never here), so the lock may stay held.
+        PromiseBatch.succeed(done)
     }
 
-    private func complete(upTo sequence: UInt64?, failure newFailure: SystemError?) {
-        condition.lock()
-        if let newFailure, failure == nil { failure = newFailure }
-        if failure == nil, let sequence { durableSequence = max(durableSequence, sequence) }
-        var done: [EventLoopPromise<Void>] = []
-        var failed: [EventLoopPromise<Void>] = []
-        if failure != nil {
-            failed = waiters.map(\.promise)
-            waiters = []
-        } else {
-            var remaining: [(sequence: UInt64, promise: EventLoopPromise<Void>)] = []
-            for waiter in waiters {
-                if waiter.sequence <= durableSequence { done.append(waiter.promise) } else { remaining.append(waiter) }
-            }
-            waiters = remaining
+    /// Remembers the first failure and fails every waiter, each on its own loop (never inline: the
+    /// caller may be that loop, holding `condition`). Call with `condition` held.
+    private func fail(_ error: SystemError) {
+        if failure == nil { failure = error }
+        for (_, promise) in waiters {
+            promise.futureResult.eventLoop.execute { promise.fail(error) }
         }
-        let failure = self.failure
-        condition.unlock()
-        PromiseBatch.succeed(done.map { ($0, ()) })
-        if let failure { for promise in failed { promise.fail(failure) } }
+        waiters = []
+        condition.broadcast()
     }
 }

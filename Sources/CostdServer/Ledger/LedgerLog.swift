@@ -8,7 +8,7 @@ import Glibc
 
 /// The durable log of a state directory, knowing nothing of what its entries mean: it holds the
 /// directory's lock, reads the snapshot and every later log back at start (cutting a torn last
-/// entry off), appends entries with group commit, and switches to a new log generation behind a
+/// entry off), appends entries (``GroupCommitWriter``), and switches to a new log generation behind a
 /// new snapshot. ``SpendLedger`` gives the entries and the snapshots their meaning.
 ///
 /// Files in the state directory:
@@ -27,7 +27,7 @@ final class LedgerLog: Sendable {
     /// answers its generation; `apply` gets every entry of that generation's log and the later
     /// ones, in order.
     init(
-        directory: String, logger: Logger, loadSnapshot: (JSONValue) throws -> Int, apply: (JSONValue) -> Void
+        directory: String, fsync: LedgerSettings.Fsync, clock: CostdClock, logger: Logger, loadSnapshot: (JSONValue) throws -> Int, apply: (JSONValue) -> Void
     ) throws {
         self.directory = directory
         self.logger = logger
@@ -41,14 +41,14 @@ final class LedgerLog: Sendable {
         let size: Int64
         do {
             (logPath, size, openedGeneration) = try LedgerLog.recover(
-                directory: directory, logger: logger, loadSnapshot: loadSnapshot, apply: apply)
+                directory: directory, fsync: fsync, logger: logger, loadSnapshot: loadSnapshot, apply: apply)
         } catch {
             Glibc.close(lockFD)
             throw error
         }
         let fd = try FileIO.open(logPath, flags: O_WRONLY | O_CREAT | O_APPEND)
         try FileIO.syncDirectory(directory)
-        writer = GroupCommitWriter(path: logPath, fd: fd, size: size)
+        writer = GroupCommitWriter(path: logPath, fd: fd, size: size, mode: fsync, clock: clock)
         writer.start()
     }
 
@@ -58,15 +58,20 @@ final class LedgerLog: Sendable {
         Glibc.close(lockFD)
     }
 
-    /// Queues an entry; its sequence number, for ``whenDurable(_:on:)``.
+    /// Writes an entry; its sequence number, for ``whenAcknowledged(_:on:)``.
     @discardableResult
     func append(_ payload: [UInt8]) -> UInt64 {
         writer.append(payload)
     }
 
-    /// Completes once the entry `sequence` is on disk.
-    func whenDurable(_ sequence: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        writer.whenDurable(sequence, on: eventLoop)
+    /// Completes once the entry `sequence` may be acknowledged: written, or synced too, by the
+    /// ledger's `fsync` mode.
+    func whenAcknowledged(_ sequence: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        writer.whenAcknowledged(sequence, on: eventLoop)
+    }
+
+    var durability: LedgerDurability {
+        LedgerDurability(fsync: writer.mode, unsyncedEntries: writer.unsyncedEntries, syncWindows: writer.syncWindows)
     }
 
     var bytesInCurrentLog: Int64 { writer.bytesInCurrentLog }
@@ -110,7 +115,7 @@ final class LedgerLog: Sendable {
     /// Loads the snapshot and replays the logs after it; returns the log to append to, its
     /// length and its generation.
     private static func recover(
-        directory: String, logger: Logger, loadSnapshot: (JSONValue) throws -> Int, apply: (JSONValue) -> Void
+        directory: String, fsync: LedgerSettings.Fsync, logger: Logger, loadSnapshot: (JSONValue) throws -> Int, apply: (JSONValue) -> Void
     ) throws -> (String, Int64, Int) {
         var current = 1
         if let bytes = try FileIO.readAll(directory + "/snapshot.json") {
@@ -135,7 +140,7 @@ final class LedgerLog: Sendable {
             lastPath = path
             lastSize = Int64(validLength)
         }
-        logger.info("Opened ledger", metadata: ["directory": "\(directory)", "replayed.entries": "\(entries)"])
+        logger.info("Opened ledger", metadata: ["directory": "\(directory)", "replayed.entries": "\(entries)", "fsync": "\(fsync.rawValue)"])
         return (lastPath, lastSize, current)
     }
 

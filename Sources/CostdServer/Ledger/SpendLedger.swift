@@ -8,7 +8,8 @@ import Synchronization
 /// (with Redis) the ``Backlog``, kept in a ``LedgerLog`` as entries (``LedgerEntry``) and,
 /// now and then, a snapshot.
 ///
-/// A record is acknowledged only once its entry is on disk, so it survives `kill -9`. On start
+/// A record is acknowledged once its entry is written to the log (``LedgerSettings/Fsync``
+/// `batched`), so it survives `kill -9`, or once it is synced too (`always`). On start
 /// the snapshot is loaded and every later entry applied again, by the same code that applied it
 /// the first time (`SpendLedger+State.swift`).
 public final class SpendLedger: Sendable {
@@ -68,7 +69,7 @@ public final class SpendLedger: Sendable {
         state.recordIdCapacity = settings.recordIdCapacity
         let nowMillis = clock.nowMillis
         log = try LedgerLog(
-            directory: directory, logger: logger,
+            directory: directory, fsync: settings.fsync, clock: clock, logger: logger,
             loadSnapshot: { json in
                 try state.load(snapshot: json, nowMillis: nowMillis)
                 return state.generation
@@ -86,7 +87,8 @@ public final class SpendLedger: Sendable {
 
     // MARK: - Recording
 
-    /// Counts `record` (unless its id was counted before) and returns once it is on disk.
+    /// Counts `record` (unless its id was counted before) and completes once it may be
+    /// acknowledged (``LedgerSettings/Fsync``).
     ///
     /// `rememberId` is set for ids chosen by the client: only those can come again.
     public func commit(
@@ -97,7 +99,7 @@ public final class SpendLedger: Sendable {
         nowMillis: Int64,
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<RecordReceipt> {
-        let (receipt, sequence, compaction) = state.withLock { state -> (RecordReceipt, UInt64, (() -> Void)?) in
+        let (receipt, sequence) = state.withLock { state -> (RecordReceipt, UInt64) in
             if let reservation { state.settle(reservation) }
             state.expireRecordIds(nowMillis: nowMillis)
             if rememberId, let remembered = state.recordIds[record.recordId] {
@@ -110,7 +112,7 @@ public final class SpendLedger: Sendable {
                     alerts: remembered.alerts,
                     duplicate: true
                 )
-                return (receipt, remembered.sequence, nil)
+                return (receipt, remembered.sequence)
             }
             state.book.apply(record)
             let month = PeriodCalendar.monthKey(ofDay: record.day)
@@ -140,10 +142,10 @@ public final class SpendLedger: Sendable {
                     )
                 }
             }
-            return (receipt, sequence, compactionIfDue(&state, nowMillis: nowMillis))
+            compactIfDue(&state, nowMillis: nowMillis)
+            return (receipt, sequence)
         }
-        compaction?()
-        return log.whenDurable(sequence, on: eventLoop).map { receipt }
+        return log.whenAcknowledged(sequence, on: eventLoop).map { receipt }
     }
 
     /// Adds cache lookups to a day. Not waited for: losing a second of counters to a crash is
@@ -165,6 +167,9 @@ public final class SpendLedger: Sendable {
     }
 
     public var isFailed: Bool { log.isFailed }
+
+    /// How acknowledgements wait, and how far the disk lags behind the writes.
+    public var durability: LedgerDurability { log.durability }
 
     /// Money held by open reservations of a period (`d:<day>`, `m:<month>`).
     func reserved(key: String) -> Money {
@@ -214,7 +219,7 @@ public final class SpendLedger: Sendable {
     // MARK: - Backlog (Redis mode)
 
     /// Keeps a record Redis could not take, with the reservation it settles; acknowledged once
-    /// it is on disk here. Returns the spend then waiting in the backlog for the record's day
+    /// its entry is, as a record's would be. Returns the spend then waiting in the backlog for the record's day
     /// and month (kept as running totals: O(1) however long the backlog).
     func appendBacklog(_ record: SpendRecord, reservation: String?, on eventLoop: any EventLoop)
         -> EventLoopFuture<(day: Money, month: Money)>
@@ -225,7 +230,7 @@ public final class SpendLedger: Sendable {
             let waiting = (day: state.backlog.spend(.day, period: record.day), month: state.backlog.spend(.month, period: month))
             return (log.append(LedgerEntry.backlog(record, reservation: reservation)), waiting)
         }
-        return log.whenDurable(sequence, on: eventLoop).map { waiting }
+        return log.whenAcknowledged(sequence, on: eventLoop).map { waiting }
     }
 
     /// The records still to replay into Redis, oldest first.
@@ -246,23 +251,18 @@ public final class SpendLedger: Sendable {
 
     // MARK: - Compaction
 
-    private func compactionIfDue(_ state: inout State, nowMillis: Int64) -> (() -> Void)? {
-        guard !state.compacting, log.bytesInCurrentLog > settings.compactAfterBytes else { return nil }
-        return compaction(&state, nowMillis: nowMillis)
-    }
-
-    /// Writes a snapshot of the book and starts a new log; the old logs are deleted once the
-    /// snapshot is durable. Call with the state locked; run the returned closure after unlocking.
-    private func compaction(_ state: inout State, nowMillis: Int64) -> () -> Void {
+    /// Writes a snapshot of the book and starts a new log once the log has grown past
+    /// `compact_after_bytes`; the old logs are deleted once the snapshot is durable. Runs with the
+    /// state locked, so that no entry can fall between the snapshot and the new log.
+    private func compactIfDue(_ state: inout State, nowMillis: Int64) {
+        guard !state.compacting, log.bytesInCurrentLog > settings.compactAfterBytes else { return }
         state.compacting = true
         let oldest = PeriodCalendar.days(endingAt: SpendLedger.utcDay(nowMillis), count: settings.historyDays).first
         if let oldest { state.book.forgetDays(before: oldest) }
         state.generation += 1
         let generation = state.generation
         let snapshot = state.snapshot(generation: generation, nowMillis: nowMillis)
-        return { [log] in
-            log.compact(to: generation, snapshot: snapshot) { [self] in self.state.withLock { $0.compacting = false } }
-        }
+        log.compact(to: generation, snapshot: snapshot) { [self] in self.state.withLock { $0.compacting = false } }
     }
 
     static func utcDay(_ unixMillis: Int64) -> String {

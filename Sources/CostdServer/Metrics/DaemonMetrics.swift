@@ -28,6 +28,10 @@ public final class DaemonMetrics: Sendable {
     private let l1Entries: CoreMetrics.Gauge
     private let l1Bytes: CoreMetrics.Gauge
     private let connections: CoreMetrics.Gauge
+    private let unsyncedEntries: CoreMetrics.Gauge
+    private let syncWindowP50: CoreMetrics.Gauge
+    private let syncWindowP99: CoreMetrics.Gauge
+    private let syncWindowMax: CoreMetrics.Gauge
 
     /// Every method's label, and `invalid` for calls that named none; the HTTP endpoint's calls
     /// as `http.` and their endpoint (`http.chat.completions`), `http.passthrough` for other
@@ -77,6 +81,13 @@ public final class DaemonMetrics: Sendable {
         l1Entries = CoreMetrics.Gauge(label: "costd_l1_entries", dimensions: [], factory: factory)
         l1Bytes = CoreMetrics.Gauge(label: "costd_l1_bytes", dimensions: [], factory: factory)
         connections = CoreMetrics.Gauge(label: "costd_connections", dimensions: [], factory: factory)
+        unsyncedEntries = CoreMetrics.Gauge(label: "costd_ledger_unsynced_entries", dimensions: [], factory: factory)
+        // What a power loss could lose in `batched` mode: quantiles over the last syncs, as gauges
+        // (the windows are measured on the sync thread, not per request).
+        func syncWindow(_ quantile: String) -> CoreMetrics.Gauge {
+            CoreMetrics.Gauge(label: "costd_ledger_sync_window_seconds", dimensions: [("quantile", quantile)], factory: factory)
+        }
+        (syncWindowP50, syncWindowP99, syncWindowMax) = (syncWindow("0.5"), syncWindow("0.99"), syncWindow("1"))
     }
 
     func request(_ method: String, succeeded: Bool, nanoseconds: Int64) {
@@ -93,7 +104,8 @@ public final class DaemonMetrics: Sendable {
     }
 
     func update(
-        spent: [BudgetScope: Money], budgets: BudgetSettings, store: StoreStatus, l1: L1Cache.Statistics, connections count: Int
+        spent: [BudgetScope: Money], budgets: BudgetSettings, store: StoreStatus, l1: L1Cache.Statistics, ledger: LedgerDurability,
+        connections count: Int
     ) {
         for scope in BudgetScope.allCases {
             spend[scope]?.record((spent[scope] ?? .zero).dollars)
@@ -105,6 +117,10 @@ public final class DaemonMetrics: Sendable {
         l1Entries.record(l1.entries)
         l1Bytes.record(l1.usedBytes)
         connections.record(count)
+        unsyncedEntries.record(ledger.unsyncedEntries)
+        syncWindowP50.record(Double(ledger.syncWindows.p50Nanos) / 1e9)
+        syncWindowP99.record(Double(ledger.syncWindows.p99Nanos) / 1e9)
+        syncWindowMax.record(Double(ledger.syncWindows.maxNanos) / 1e9)
     }
 
     /// The exposition text.
