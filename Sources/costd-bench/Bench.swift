@@ -1,4 +1,6 @@
 import ArgumentParser
+import CostdClient
+import CostdCore
 import CostdPOSIX
 import Foundation
 
@@ -11,7 +13,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "costd-bench",
         abstract: "Measures costd beside redis-server and an echo floor, with one client for all.",
-        subcommands: [Run.self, Micro.self, BacklogBench.self, EchoServer.self, FakeUpstream.self],
+        subcommands: [Run.self, Micro.self, BacklogBench.self, EchoServer.self, FakeUpstream.self, Flood.self],
         defaultSubcommand: Run.self
     )
 }
@@ -19,13 +21,13 @@ struct Bench: ParsableCommand {
 struct EchoServer: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "echo-server", abstract: "A length-prefix echo server (used by run).")
     @Option var socket: String
-    @Option(help: "nio or poll") var kind: String = "poll"
+    @Option(help: "nio, poll, or sink (reads and drops)") var kind: String = "poll"
     @Option var threads: Int = 2
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
         if kind == "nio" { try EchoServers.runNIO(path: socket, threads: threads) }
-        try EchoServers.runPoll(path: socket)
+        try EchoServers.runPoll(path: socket, reply: kind != "sink")
     }
 }
 
@@ -59,6 +61,8 @@ struct Run: ParsableCommand {
     @Option(help: "The redis-server binary.") var redisServer: String = "/usr/bin/redis-server"
     @Option(name: .customLong("costd-threads"), help: "Event-loop threads of the costd under test (default: its own default, one per core).")
     var costdThreads: Int?
+    @Option(name: .customLong("flood-mix"), help: "The flood scenario's frames: mixed, malformed or heavy.")
+    var floodMix: String = "mixed"
     @Option(name: .customLong("redis-pool"), help: "redis.pool_size of the costd on Redis (default: its own default).")
     var redisPool: Int?
 
@@ -93,6 +97,11 @@ struct Run: ParsableCommand {
             ["--socket", "\(directory)/costd.sock", "--state-dir", "\(directory)/state", "--log-level", "warning",
              "--http-socket", "\(directory)/costd-http.sock", "--upstream", "openai=\(upstreamURL)"] + threadArguments,
             socket: "\(directory)/costd.sock")
+        let always = try start(
+            "costd-always", costdBinary,
+            ["--socket", "\(directory)/costd-always.sock", "--state-dir", "\(directory)/state-always", "--log-level", "warning",
+             "--ledger-fsync", "always", "--no-http"] + threadArguments,
+            socket: "\(directory)/costd-always.sock")
         let http = ServerProcess(name: "costd-http", sharing: embedded, socketPath: "\(directory)/costd-http.sock")
         try http.waitUntilReady()
         let idleRSS = embedded.residentBytes
@@ -109,6 +118,7 @@ struct Run: ParsableCommand {
         )
         let echo = try start("echo-poll", benchPath.path, ["echo-server", "--kind", "poll", "--socket", "\(directory)/echo.sock"], socket: "\(directory)/echo.sock")
         let nioEcho = try start("echo-nio", benchPath.path, ["echo-server", "--kind", "nio", "--socket", "\(directory)/echo-nio.sock"], socket: "\(directory)/echo-nio.sock")
+        let sink = try start("sink", benchPath.path, ["echo-server", "--kind", "sink", "--socket", "\(directory)/sink.sock"], socket: "\(directory)/sink.sock")
 
         let workloads = Workloads(valueBytes: valueBytes)
         try workloads.populate(costdSocket: embedded.socketPath, sharedSocket: shared.socketPath, redisSocket: redis.socketPath)
@@ -128,8 +138,9 @@ struct Run: ParsableCommand {
             Pair(name: "cacheGet L2 hit", server: shared, workload: workloads.cacheGetHit, anchor: (redis, workloads.redisGet)),
             Pair(name: "cacheGet miss", server: embedded, workload: workloads.cacheGetMiss, anchor: (redis, workloads.redisGetMiss)),
             Pair(name: "cacheSet", server: embedded, workload: workloads.cacheSet, anchor: (redis, workloads.redisSet)),
-            Pair(name: "record (ledger)", server: embedded, workload: workloads.record, anchor: (echo, workloads.echo)),
-            Pair(name: "record (Redis)", server: shared, workload: workloads.record, anchor: (echo, workloads.echo)),
+            Pair(name: "record (ledger)", server: embedded, workload: workloads.record, anchor: (redis, workloads.redisGet)),
+            Pair(name: "record (always)", server: always, workload: workloads.record, anchor: (redis, workloads.redisGet)),
+            Pair(name: "record (Redis)", server: shared, workload: workloads.record, anchor: (redis, workloads.redisGet)),
             Pair(name: "route", server: embedded, workload: workloads.route, anchor: (echo, workloads.echo)),
             Pair(name: "route+get+record", server: embedded, workload: workloads.sequence, anchor: (echo, workloads.echo3)),
             Pair(name: "http miss", server: http, workload: httpWorkloads.missThroughCostd, anchor: (upstream, httpWorkloads.direct)),
@@ -167,6 +178,38 @@ struct Run: ParsableCommand {
             }
         }
 
+        // What a power loss could have lost while the records above ran: each ledger's sync window.
+        if selected.map({ !$0.isDisjoint(with: ["record (ledger)", "record (always)"]) }) ?? true {
+            print("")
+            for server in [embedded, always] {
+                let durability = try CostdConnection(path: server.socketPath).call("report", [:])["durability"]
+                func text(_ value: JSONValue?) -> String { value?.numberValue?.description ?? value?.stringValue ?? "?" }
+                let window = durability?["syncWindowMs"]
+                print("ledger sync window (\(server.name), fsync \(text(durability?["fsync"]))): p50 \(text(window?["p50"])) ms, p99 \(text(window?["p99"])) ms, max \(text(window?["max"])) ms over \(text(durability?["syncs"])) syncs")
+            }
+        }
+
+        // A good client during a flood from 8 hostile processes, against the same flood sent to a
+        // byte sink (the same CPU taken from the machine, none of it from costd), alternating.
+        var flood: (costd: Figure, sink: Figure)? = nil
+        if selected?.contains("flood") ?? true {
+            var floodingCostd: [Figure] = []
+            var floodingSink: [Figure] = []
+            for _ in 0..<rounds {
+                for (target, into) in [(embedded, 0), (sink, 1)] {
+                    let flooders = try Flooders(bench: benchPath.path, socket: target.socketPath, count: 8, seconds: duration + warmup + 5, mix: floodMix)
+                    defer { flooders.stop() }
+                    usleep(200_000)
+                    let figure = try measure("good client during a flood", embedded, workloads.cacheGetHit, 1, duration: duration, warmup: warmup)
+                    if into == 0 { floodingCostd.append(figure) } else { floodingSink.append(figure) }
+                }
+            }
+            let (costdFigure, sinkFigure) = (median(floodingCostd), median(floodingSink))
+            print("")
+            print("good client (cacheGet L1 hit, 1 conn) while 8 processes flood costd: p50 \(format(costdFigure.p50)) µs p99 \(format(costdFigure.p99)) µs; while they flood a byte sink: p50 \(format(sinkFigure.p50)) µs p99 \(format(sinkFigure.p99)) µs")
+            flood = (costdFigure, sinkFigure)
+        }
+
         // The first event of a stream, through costd and straight from the upstream, alternating.
         var firstChunk: (direct: [Double], costd: [Double])? = nil
         if selected?.contains("sse first chunk") ?? true {
@@ -198,7 +241,7 @@ struct Run: ParsableCommand {
         }
         print("ready (socket accepting) after start: median \(format(readyTimes.sorted()[readyTimes.count / 2], digits: 1)) ms of \(readyTimes.map { format($0, digits: 1) }.joined(separator: ", "))")
 
-        Targets.print(figures: figures, idleRSS: idleRSS, memory: memory, readyMillis: readyTimes.sorted()[readyTimes.count / 2], firstChunk: firstChunk)
+        Targets.print(figures: figures, idleRSS: idleRSS, memory: memory, readyMillis: readyTimes.sorted()[readyTimes.count / 2], firstChunk: firstChunk, flood: flood)
     }
 
     func measure(_ name: String, _ server: ServerProcess, _ workload: Workload, _ connections: Int, duration: Double, warmup: Double) throws -> Figure {

@@ -38,8 +38,8 @@ enum EchoServers {
     }
 
     /// A single-threaded poll(2) echo server, serving the way redis-server does (one thread,
-    /// non-blocking sockets, an event loop).
-    static func runPoll(path: String) throws -> Never {
+    /// non-blocking sockets, an event loop); with `reply` false, a byte sink that reads and drops.
+    static func runPoll(path: String, reply: Bool = true) throws -> Never {
         unlink(path)
         let listener = try UnixSocket.bind(path)
         guard listen(listener, 1024) == 0 else { throw BenchError("echo: cannot listen on \(path)") }
@@ -67,7 +67,7 @@ enum EchoServers {
                     closed.append(index)
                     continue
                 }
-                var offset = 0
+                var offset = reply ? 0 : received
                 while offset < received {
                     let written = buffer.withUnsafeBytes { write(fd, $0.baseAddress! + offset, received - offset) }
                     if written < 0 {

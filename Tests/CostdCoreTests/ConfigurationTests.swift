@@ -138,6 +138,15 @@ import Testing
         #expect(error?.message == "ledger.fsync must be \"always\" or \"batched\"")
     }
 
+    @Test func aConnectionsShareOfTheLoopIsConfigurable() throws {
+        #expect(try Configuration(toml: "").limits.connectionCPUSharePPM == 100_000)
+        let limits = try Configuration(toml: "[limits]\nconnection_cpu_share = 0.25\nconnection_cpu_burst_ms = 5").limits
+        #expect(limits.connectionCPUSharePPM == 250_000)
+        #expect(limits.connectionCPUBurstMillis == 5)
+        #expect(throws: ConfigError.self) { try Configuration(toml: "[limits]\nconnection_cpu_share = 0") }
+        #expect(throws: ConfigError.self) { try Configuration(toml: "[limits]\nconnection_cpu_share = 1.5") }
+    }
+
     @Test func unknownKeysAreErrors() {
         let error = #expect(throws: ConfigError.self) { try Configuration(toml: "[budget]\ndayly = 5") }
         #expect(error?.message == "unknown setting 'budget.dayly'")

@@ -127,3 +127,39 @@ import Testing
         #expect(try JSONParser.parse(value.encoded()) == value)
     }
 }
+
+/// The word-at-a-time scan of string bytes, against the byte-at-a-time rule it replaces: every
+/// special byte, at every offset of a word, in runs of every length.
+@Suite struct JSONStringScannerTests {
+    func reference(_ bytes: [UInt8], from start: Int, stopAtNonASCII: Bool) -> Int {
+        bytes[start...].firstIndex { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 || (stopAtNonASCII && $0 >= 0x80) } ?? bytes.count
+    }
+
+    @Test func findsTheFirstSpecialByteWhereverItIs() {
+        let specials: [UInt8] = [0x00, 0x09, 0x1F, 0x22, 0x5C, 0x80, 0xC3, 0xFF]
+        let plain: [UInt8] = Array("abcdefghijklmnopqrstuvwxyz !#[]{}~".utf8)
+        for length in 0..<40 {
+            for position in 0...length {
+                for special in specials {
+                    var bytes = (0..<length).map { plain[$0 % plain.count] }
+                    if position < length { bytes[position] = special }
+                    for start in [0, 1, 7].filter({ $0 <= length }) {
+                        for stop in [true, false] {
+                            let found = bytes.withUnsafeBytes {
+                                JSONStringScanner.firstSpecialByte(in: $0, from: start, stopAtNonASCII: stop)
+                            }
+                            #expect(found == reference(bytes, from: start, stopAtNonASCII: stop), "\(bytes) from \(start)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func longStringsRoundTripWithEscapesAndUnicodeAnywhere() throws {
+        for text in ["plain " + String(repeating: "x", count: 1000), String(repeating: "ab\"c\\d\ne\u{1}é日本🙂", count: 50)] {
+            let encoded = JSONValue.string(text).encoded()
+            #expect(try JSONParser.parse(encoded) == .string(text))
+        }
+    }
+}

@@ -103,6 +103,25 @@ struct RPCConnectionHandlerTests {
         #expect(writes[1].count == 2)
     }
 
+    @Test func aConnectionPastItsShareOfTheLoopIsPausedThenServed() throws {
+        // A share so small that any frame overdraws it: 0.1% of the loop, no burst. The pause
+        // lasts a thousand times the (real) time the frame took, well under an hour.
+        let connection = try Connection {
+            $0.connectionCPUSharePPM = 1_000
+            $0.connectionCPUBurstMillis = 0
+        }
+        try connection.send(Self.call(1, "ping"), Self.call(2, "ping"))
+        #expect(try connection.writes().flatMap { $0 }.count == 1, "the second frame waits for the first's time to be paid back")
+        let readsBefore = connection.reads.reads
+        connection.channel.read()
+        #expect(connection.reads.reads == readsBefore, "a paused connection is not read from")
+        connection.loop.advanceTime(by: .hours(1))
+        let bodies = try connection.writes().flatMap { $0 }
+        #expect(bodies.count == 1)
+        #expect(bodies.first?.contains(#""id":2"#) == true)
+        #expect(connection.reads.reads == readsBefore + 1, "the held read goes ahead once the pause is over")
+    }
+
     @Test func backPressureHoldsFramesAndReadsUntilAnAnswerGoesOut() throws {
         let connection = try Connection { $0.maxInFlightPerConnection = 2 }
         let lease = #"{"model":"m","prompt":"slow","lease":true,"waitMs":1000}"#

@@ -27,6 +27,26 @@ struct RPCConnectionStateMachineTests {
         #expect(!resumedAgain, "and only once")
     }
 
+    @Test func aConnectionPastItsShareIsPausedUntilTheShareHasPaidItBack() {
+        // 10% of the loop, 2 ms at once.
+        var limits = Self.limits
+        (limits.cpuSharePPM, limits.cpuBurst) = (100_000, .milliseconds(2))
+        var machine = Machine(limits: limits, now: Self.at(0))
+        #expect(machine.worked(nanos: 1_500_000, now: Self.at(0)) == nil, "within the burst")
+        let pause = machine.worked(nanos: 1_000_000, now: Self.at(0))
+        #expect(pause == .milliseconds(5), "0.5 ms overdrawn at 10% takes 5 ms to pay back")
+        #expect(!machine.mayTakeFrame)
+        #expect(machine.readRequested(writable: true) == .hold)
+        #expect(machine.closeIfDrained() == .none)
+        machine.pauseEnded(now: .uptimeNanoseconds(5_000_000))
+        #expect(machine.mayTakeFrame)
+        let resumed = machine.mayResumeReading(writable: true)
+        #expect(resumed, "the read held by the pause goes ahead")
+        // Idle time refills the budget, never past the burst.
+        #expect(machine.worked(nanos: 2_000_000, now: Self.at(100)) == nil)
+        #expect(machine.worked(nanos: 1, now: Self.at(100)) != nil)
+    }
+
     @Test func aSocketThatTakesNoOutputHoldsReads() {
         var machine = Machine(limits: Self.limits, now: Self.at(0))
         let read = machine.readRequested(writable: false)

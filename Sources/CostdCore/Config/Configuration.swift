@@ -23,6 +23,13 @@ public struct ServerLimits: Sendable, Equatable {
     public var partialFrameTimeoutSeconds: Int64 = 10
     /// Requests in one batch.
     public var maxBatchRequests = 1_000
+    /// The share of one event loop's time a connection may use over time (parts per million):
+    /// past it (and a burst of ``connectionCPUBurstMillis``) the connection is not read from until
+    /// its share has caught up, so a flood of heavy calls on a few connections leaves the loop
+    /// free for the others. A client answered from memory uses well under 1%.
+    public var connectionCPUSharePPM: Int64 = 100_000
+    /// Loop time a connection may use at once before its share applies.
+    public var connectionCPUBurstMillis: Int64 = 2
 
     public init() {}
 }
@@ -143,7 +150,12 @@ extension Configuration {
             limits.idleTimeoutSeconds = try section.int64("idle_timeout") ?? limits.idleTimeoutSeconds
             limits.partialFrameTimeoutSeconds = try section.int64("partial_frame_timeout") ?? limits.partialFrameTimeoutSeconds
             limits.maxBatchRequests = try section.int("max_batch_requests") ?? limits.maxBatchRequests
+            limits.connectionCPUSharePPM = try section.fractionPPM("connection_cpu_share") ?? limits.connectionCPUSharePPM
+            limits.connectionCPUBurstMillis = try section.int64("connection_cpu_burst_ms") ?? limits.connectionCPUBurstMillis
             try section.finish()
+            guard limits.connectionCPUSharePPM > 0, limits.connectionCPUBurstMillis >= 0 else {
+                throw ConfigError("limits.connection_cpu_share must be more than 0 and connection_cpu_burst_ms not negative")
+            }
         }
         if var section = try root.section("cache") {
             cache.maxBytes = try section.int("max_bytes") ?? cache.maxBytes

@@ -214,16 +214,12 @@ public struct JSONParser: ~Copyable {
         index += 1
         let start = index
         // Fast path: printable ASCII without escapes is copied as is.
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") {
-                try checkStringLength(index - start)
-                let string = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-                index += 1
-                return string
-            }
-            if byte == UInt8(ascii: "\\") || byte < 0x20 || byte >= 0x80 { break }
+        index = JSONStringScanner.firstSpecialByte(in: bytes, from: start, stopAtNonASCII: true)
+        if index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
+            try checkStringLength(index - start)
+            let string = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
             index += 1
+            return string
         }
         guard index < bytes.count else { throw JSONParseError(kind: .unexpectedEnd, offset: index) }
         return try parseStringSlowPath(start: start, quote: quote)
@@ -246,8 +242,9 @@ public struct JSONParser: ~Copyable {
             case 0..<0x20:
                 throw error(.unexpectedByte(byte))
             case 0x20..<0x80:
-                scalars.append(byte)
-                index += 1
+                let end = JSONStringScanner.firstSpecialByte(in: bytes, from: index + 1, stopAtNonASCII: true)
+                scalars.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<end]))
+                index = end
             default:
                 let length = try validateUTF8Sequence()
                 scalars.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<(index + length)]))

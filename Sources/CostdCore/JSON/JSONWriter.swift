@@ -61,13 +61,15 @@ public struct JSONWriter: Sendable {
         bytes.append(UInt8(ascii: "\""))
         var value = value
         value.withUTF8 { utf8 in
+            let raw = UnsafeRawBufferPointer(utf8)
             var runStart = 0
-            for (offset, byte) in utf8.enumerated() where byte < 0x20 || byte == 0x22 || byte == 0x5C {
-                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<offset]))
-                appendEscaped(byte)
-                runStart = offset + 1
+            while true {
+                let special = JSONStringScanner.firstSpecialByte(in: raw, from: runStart, stopAtNonASCII: false)
+                bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[runStart..<special]))
+                guard special < raw.count else { break }
+                appendEscaped(raw[special])
+                runStart = special + 1
             }
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...]))
         }
         bytes.append(UInt8(ascii: "\""))
     }

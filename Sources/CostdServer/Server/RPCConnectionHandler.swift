@@ -1,5 +1,6 @@
 import CostdCore
 import CostdProtocol
+import Dispatch
 import Logging
 import NIOCore
 
@@ -29,6 +30,7 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     private let caller: CallerIdentity?
     private var machine: RPCConnectionStateMachine
     private var timeoutCheck: Scheduled<Void>?
+    private var pauseEnd: Scheduled<Void>?
 
     private var received: ByteBuffer?
     private var ready = JSONWriter(reservingCapacity: 4096)
@@ -43,7 +45,9 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
             limits: .init(
                 maxInFlight: limits.maxInFlightPerConnection,
                 idleTimeout: limits.idleTimeoutSeconds > 0 ? .seconds(limits.idleTimeoutSeconds) : nil,
-                partialFrameTimeout: .seconds(max(1, limits.partialFrameTimeoutSeconds))
+                partialFrameTimeout: .seconds(max(1, limits.partialFrameTimeoutSeconds)),
+                cpuSharePPM: limits.connectionCPUSharePPM,
+                cpuBurst: .milliseconds(limits.connectionCPUBurstMillis)
             ),
             now: .uptimeNanoseconds(0)
         )
@@ -61,6 +65,8 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         timeoutCheck?.cancel()
         timeoutCheck = nil
+        pauseEnd?.cancel()
+        pauseEnd = nil
     }
 
     /// One timer per connection, not one per read: it wakes at the earliest moment a timeout
@@ -117,12 +123,33 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
             }
             guard let frame else { break }
             machine.frameTaken()
+            // The loop's time this frame took, against the connection's share (the clock is the
+            // real one: it measures work; the pause is timed on the loop's clock).
+            let started = DispatchTime.now().uptimeNanoseconds
             handle(frame: frame, context: context)
+            let spent = Int64(DispatchTime.now().uptimeNanoseconds &- started)
+            if let pause = machine.worked(nanos: spent, now: context.eventLoop.now) {
+                schedulePauseEnd(in: pause, context: context)
+            }
         }
         if let buffer = received, buffer.readableBytes == 0 { received = nil }
         machine.framesTaken(bytesWaiting: received != nil, now: context.eventLoop.now)
         if received != nil, received!.readerIndex > 64 << 10 { received!.discardReadBytes() }
         perform(machine.closeIfDrained(), context: context, reason: "drained")
+    }
+
+    /// Takes frames and reads again once a connection that overdrew its share of the loop has
+    /// paid it back.
+    private func schedulePauseEnd(in pause: TimeAmount, context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        pauseEnd = context.eventLoop.scheduleTask(in: pause) {
+            let (handler, context) = loopBound.value
+            handler.pauseEnd = nil
+            handler.machine.pauseEnded(now: context.eventLoop.now)
+            handler.processReceivedFrames(context: context)
+            handler.flushReady(context: context)
+            if handler.machine.mayResumeReading(writable: context.channel.isWritable) { context.read() }
+        }
     }
 
     private func handle(frame: ByteBuffer, context: ChannelHandlerContext) {

@@ -13,6 +13,10 @@ import NIOCore
 ///   back-pressure do not count against the client.
 /// - **Idle.** With nothing received, nothing buffered and nothing waiting for `idleTimeout`,
 ///   the connection is closed.
+/// - **A share of the loop.** The time spent on a connection's frames is counted against a
+///   budget that refills at `cpuShare` of real time, up to `cpuBurst`. A connection past it takes
+///   no frame and no read until the budget is back: the event loop is shared, and a flood of
+///   heavy calls on some connections must not make the others wait behind it.
 /// - **Closing.** A client that half-closes, or a daemon that quiesces, gets every answer to
 ///   what it sent, then the connection closes (after the writes are out).
 struct RPCConnectionStateMachine {
@@ -20,6 +24,9 @@ struct RPCConnectionStateMachine {
         var maxInFlight: Int
         var idleTimeout: TimeAmount?
         var partialFrameTimeout: TimeAmount
+        /// Parts per million of real time.
+        var cpuSharePPM: Int64 = 1_000_000
+        var cpuBurst: TimeAmount = .milliseconds(10)
     }
 
     enum State: Equatable {
@@ -40,15 +47,23 @@ struct RPCConnectionStateMachine {
     private var lastRead: NIODeadline
     /// When the buffered bytes last stopped being a whole number of frames.
     private var partialSince: NIODeadline?
+    /// Loop time this connection may still use now (nanoseconds; negative once overdrawn).
+    private var cpuBudget: Int64
+    private var cpuBudgetAt: NIODeadline
+    /// Until when the connection has overdrawn its share of the loop.
+    private(set) var pausedUntil: NIODeadline?
 
     init(limits: Limits, now: NIODeadline) {
         self.limits = limits
         self.lastRead = now
+        self.cpuBudget = limits.cpuBurst.nanoseconds
+        self.cpuBudgetAt = now
     }
 
     /// The connection is open on its event loop (idle time counts from here).
     mutating func opened(now: NIODeadline) {
         lastRead = now
+        cpuBudgetAt = now
     }
 
     // MARK: - Inbound
@@ -61,17 +76,44 @@ struct RPCConnectionStateMachine {
     }
 
     /// Whether another buffered frame may be taken now.
-    var mayTakeFrame: Bool { state != .closing && inFlight < limits.maxInFlight }
+    var mayTakeFrame: Bool { state != .closing && inFlight < limits.maxInFlight && pausedUntil == nil }
 
     /// A whole frame was taken: the client is making progress.
     mutating func frameTaken() {
         partialSince = nil
     }
 
+    /// A frame took `nanos` of the loop's time. Returns how long to pause the connection when
+    /// that overdraws its share; then call ``pauseEnded(now:)`` after that long.
+    mutating func worked(nanos: Int64, now: NIODeadline) -> TimeAmount? {
+        refillBudget(now: now)
+        cpuBudget -= nanos
+        guard cpuBudget < 0 else { return nil }
+        // Until the share has paid the overdraft back.
+        let pause = TimeAmount.nanoseconds(-cpuBudget * 1_000_000 / max(1, limits.cpuSharePPM))
+        pausedUntil = now + pause
+        return pause
+    }
+
+    /// The pause is over: take frames and read again (call ``mayResumeReading(writable:)``).
+    mutating func pauseEnded(now: NIODeadline) {
+        pausedUntil = nil
+        refillBudget(now: now)
+    }
+
+    private mutating func refillBudget(now: NIODeadline) {
+        let elapsed = (now - cpuBudgetAt).nanoseconds
+        guard elapsed > 0 else { return }
+        cpuBudgetAt = now
+        let (product, overflow) = elapsed.multipliedReportingOverflow(by: limits.cpuSharePPM)
+        let earned = overflow ? Int64.max / 2 : product / 1_000_000
+        cpuBudget = min(limits.cpuBurst.nanoseconds, cpuBudget + earned)
+    }
+
     /// The frames that could be taken were; `bytesWaiting` tells whether any bytes are left.
     mutating func framesTaken(bytesWaiting: Bool, now: NIODeadline) {
-        if !bytesWaiting || inFlight >= limits.maxInFlight {
-            // Nothing half-sent, or whole frames held back by back-pressure: not the client's fault.
+        if !bytesWaiting || inFlight >= limits.maxInFlight || pausedUntil != nil {
+            // Nothing half-sent, or whole frames held back (back-pressure, a pause): not the client's fault.
             partialSince = nil
         } else if partialSince == nil {
             partialSince = now
@@ -94,7 +136,7 @@ struct RPCConnectionStateMachine {
     /// Whether a held read may go ahead now (after answers went out, or the socket takes
     /// output again).
     mutating func mayResumeReading(writable: Bool) -> Bool {
-        guard state == .open, readHeld, inFlight < limits.maxInFlight, writable else { return false }
+        guard state == .open, readHeld, inFlight < limits.maxInFlight, pausedUntil == nil, writable else { return false }
         readHeld = false
         return true
     }
@@ -106,7 +148,7 @@ struct RPCConnectionStateMachine {
 
     /// The channel asks to read more.
     mutating func readRequested(writable: Bool) -> ReadAction {
-        if state != .open || inFlight >= limits.maxInFlight || !writable {
+        if state != .open || inFlight >= limits.maxInFlight || pausedUntil != nil || !writable {
             readHeld = true
             return .hold
         }
@@ -131,9 +173,10 @@ struct RPCConnectionStateMachine {
         return closeIfDrained()
     }
 
-    /// After frames were taken: a draining connection with nothing left in flight closes.
+    /// After frames were taken: a draining connection with nothing left in flight (and no frame
+    /// left behind by a pause) closes.
     mutating func closeIfDrained() -> CloseAction {
-        guard state == .draining, inFlight == 0 else { return .none }
+        guard state == .draining, inFlight == 0, pausedUntil == nil else { return .none }
         state = .closing
         return .closeAfterWrites
     }
