@@ -104,8 +104,8 @@ struct RPCConnectionHandlerTests {
     }
 
     @Test func aConnectionPastItsShareOfTheLoopIsPausedThenServed() throws {
-        // A share so small that any frame overdraws it: 0.1% of the loop, no burst. The pause
-        // lasts a thousand times the (real) time the frame took, well under an hour.
+        // No burst: any frame overdraws the budget, and the pause (the frame's real time, at the
+        // share of a connection alone on its loop) is far under an hour.
         let connection = try Connection {
             $0.connectionCPUSharePPM = 1_000
             $0.connectionCPUBurstMillis = 0

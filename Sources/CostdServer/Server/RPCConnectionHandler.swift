@@ -31,13 +31,17 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     private var machine: RPCConnectionStateMachine
     private var timeoutCheck: Scheduled<Void>?
     private var pauseEnd: Scheduled<Void>?
+    private let loopActivity: LoopActivity
+    /// The last window of `loopActivity` this connection was counted in.
+    private var activityWindow: Int64 = -1
 
     private var received: ByteBuffer?
     private var ready = JSONWriter(reservingCapacity: 4096)
     private var readyFrames: ByteBuffer?
 
-    init(engine: CostdEngine, limits: ServerLimits, caller: CallerIdentity?, logger: Logger) {
+    init(engine: CostdEngine, limits: ServerLimits, caller: CallerIdentity?, loopActivity: LoopActivity = LoopActivity(), logger: Logger) {
         self.engine = engine
+        self.loopActivity = loopActivity
         self.messageDecoder = RPCMessageDecoder(limits: limits.json, maxBatchRequests: limits.maxBatchRequests)
         self.frameDecoder = FrameDecoder(maxFrameBytes: limits.maxFrameBytes)
         // Its clock is the event loop's, read from `handlerAdded` on.
@@ -128,7 +132,9 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
             let started = DispatchTime.now().uptimeNanoseconds
             handle(frame: frame, context: context)
             let spent = Int64(DispatchTime.now().uptimeNanoseconds &- started)
-            if let pause = machine.worked(nanos: spent, now: context.eventLoop.now) {
+            let now = context.eventLoop.now
+            loopActivity.frameTaken(lastWindow: &activityWindow, now: now)
+            if let pause = machine.worked(nanos: spent, now: now, busyConnections: loopActivity.busyConnections) {
                 schedulePauseEnd(in: pause, context: context)
             }
         }

@@ -14,9 +14,11 @@ import NIOCore
 /// - **Idle.** With nothing received, nothing buffered and nothing waiting for `idleTimeout`,
 ///   the connection is closed.
 /// - **A share of the loop.** The time spent on a connection's frames is counted against a
-///   budget that refills at `cpuShare` of real time, up to `cpuBurst`. A connection past it takes
-///   no frame and no read until the budget is back: the event loop is shared, and a flood of
-///   heavy calls on some connections must not make the others wait behind it.
+///   budget that refills at its share of real time, up to `cpuBurst`: `cpuShare`, or an equal
+///   part of the loop among the connections busy on it if that is more (alone, a connection may
+///   use the whole loop). A connection past it takes no frame and no read until the budget is
+///   back: the event loop is shared, and a flood of heavy calls on some connections must not make
+///   the others wait behind it.
 /// - **Closing.** A client that half-closes, or a daemon that quiesces, gets every answer to
 ///   what it sent, then the connection closes (after the writes are out).
 struct RPCConnectionStateMachine {
@@ -52,12 +54,15 @@ struct RPCConnectionStateMachine {
     private var cpuBudgetAt: NIODeadline
     /// Until when the connection has overdrawn its share of the loop.
     private(set) var pausedUntil: NIODeadline?
+    /// The share the budget refills at (parts per million), as of the last frame.
+    private var sharePPM: Int64
 
     init(limits: Limits, now: NIODeadline) {
         self.limits = limits
         self.lastRead = now
         self.cpuBudget = limits.cpuBurst.nanoseconds
         self.cpuBudgetAt = now
+        self.sharePPM = limits.cpuSharePPM
     }
 
     /// The connection is open on its event loop (idle time counts from here).
@@ -83,14 +88,16 @@ struct RPCConnectionStateMachine {
         partialSince = nil
     }
 
-    /// A frame took `nanos` of the loop's time. Returns how long to pause the connection when
-    /// that overdraws its share; then call ``pauseEnded(now:)`` after that long.
-    mutating func worked(nanos: Int64, now: NIODeadline) -> TimeAmount? {
+    /// A frame took `nanos` of the loop's time, with `busyConnections` taking frames on the loop
+    /// lately. Returns how long to pause the connection when that overdraws its share; then call
+    /// ``pauseEnded(now:)`` after that long.
+    mutating func worked(nanos: Int64, now: NIODeadline, busyConnections: Int = 1) -> TimeAmount? {
+        sharePPM = max(limits.cpuSharePPM, 1_000_000 / Int64(max(1, busyConnections)))
         refillBudget(now: now)
         cpuBudget -= nanos
         guard cpuBudget < 0 else { return nil }
         // Until the share has paid the overdraft back.
-        let pause = TimeAmount.nanoseconds(-cpuBudget * 1_000_000 / max(1, limits.cpuSharePPM))
+        let pause = TimeAmount.nanoseconds(-cpuBudget * 1_000_000 / sharePPM)
         pausedUntil = now + pause
         return pause
     }
@@ -105,7 +112,7 @@ struct RPCConnectionStateMachine {
         let elapsed = (now - cpuBudgetAt).nanoseconds
         guard elapsed > 0 else { return }
         cpuBudgetAt = now
-        let (product, overflow) = elapsed.multipliedReportingOverflow(by: limits.cpuSharePPM)
+        let (product, overflow) = elapsed.multipliedReportingOverflow(by: sharePPM)
         let earned = overflow ? Int64.max / 2 : product / 1_000_000
         cpuBudget = min(limits.cpuBurst.nanoseconds, cpuBudget + earned)
     }
