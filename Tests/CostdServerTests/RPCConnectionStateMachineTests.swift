@@ -50,10 +50,13 @@ struct RPCConnectionStateMachineTests {
     @Test func theShareIsAnEqualPartOfTheLoopWhenThatIsMore() {
         var limits = Self.limits
         (limits.cpuSharePPM, limits.cpuBurst) = (100_000, .milliseconds(2))
-        // Two busy connections: each may use half the loop, not 10%.
+        // Alone: the whole loop, so a frame never takes longer to pay back than it took.
+        var alone = Machine(limits: limits, now: Self.at(0))
+        #expect(alone.worked(nanos: 3_000_000, now: Self.at(0), busyConnections: 1) == .milliseconds(1))
+        // Two busy connections: each may use a quarter of the loop (half of it, shared), not 10%.
         var machine = Machine(limits: limits, now: Self.at(0))
         let pause = machine.worked(nanos: 3_000_000, now: Self.at(0), busyConnections: 2)
-        #expect(pause == .milliseconds(2), "1 ms overdrawn at 50% takes 2 ms to pay back")
+        #expect(pause == .milliseconds(4), "1 ms overdrawn at 25% takes 4 ms to pay back")
         // Twenty busy connections: the configured 10% is more than a twentieth.
         var crowded = Machine(limits: limits, now: Self.at(0))
         let crowdedPause = crowded.worked(nanos: 3_000_000, now: Self.at(0), busyConnections: 20)

@@ -1,9 +1,9 @@
 import NIOCore
 
-/// How many connections of one event loop have been taking frames lately: the number a
-/// connection's share of the loop is divided by. A connection alone (or with one other) on its
-/// loop may use all (or half) of it; only when many are busy does
-/// `limits.connection_cpu_share` bound each, so fairness never leaves the loop idle.
+/// How many connections of one event loop have been taking frames lately: what a connection's
+/// share of the loop depends on. A connection alone on its loop may use all of it, so a single
+/// busy client is never held back; among several, each gets an equal part of half the loop, or
+/// `limits.connection_cpu_share` if that is more.
 ///
 /// Counted in windows of ``window``: a connection counts once per window in which it took a
 /// frame; the figure is the larger of this window's count and the last one's. Used only on its

@@ -14,9 +14,9 @@ import NIOCore
 /// - **Idle.** With nothing received, nothing buffered and nothing waiting for `idleTimeout`,
 ///   the connection is closed.
 /// - **A share of the loop.** The time spent on a connection's frames is counted against a
-///   budget that refills at its share of real time, up to `cpuBurst`: `cpuShare`, or an equal
-///   part of the loop among the connections busy on it if that is more (alone, a connection may
-///   use the whole loop). A connection past it takes no frame and no read until the budget is
+///   budget that refills at its share of real time, up to `cpuBurst`: the whole loop for a
+///   connection alone on it; else `cpuShare`, or an equal part of half the loop among the
+///   connections busy on it if that is more. A connection past it takes no frame and no read until the budget is
 ///   back: the event loop is shared, and a flood of heavy calls on some connections must not make
 ///   the others wait behind it.
 /// - **Closing.** A client that half-closes, or a daemon that quiesces, gets every answer to
@@ -92,7 +92,10 @@ struct RPCConnectionStateMachine {
     /// lately. Returns how long to pause the connection when that overdraws its share; then call
     /// ``pauseEnded(now:)`` after that long.
     mutating func worked(nanos: Int64, now: NIODeadline, busyConnections: Int = 1) -> TimeAmount? {
-        sharePPM = max(limits.cpuSharePPM, 1_000_000 / Int64(max(1, busyConnections)))
+        // Alone on its loop, a connection may use all of it; among others, an equal part of half
+        // the loop (the other half stays free for calls that arrive meanwhile), or
+        // `cpuShare` if that is more.
+        sharePPM = busyConnections <= 1 ? 1_000_000 : max(limits.cpuSharePPM, 500_000 / Int64(busyConnections))
         refillBudget(now: now)
         cpuBudget -= nanos
         guard cpuBudget < 0 else { return nil }
