@@ -59,7 +59,7 @@ struct Run: ParsableCommand {
     @Flag(help: "A short smoke run: tiny durations, one round (for CI; numbers mean nothing).") var quick = false
     @Option(help: "The costd binary (default: next to costd-bench).") var costd: String?
     @Option(help: "The redis-server binary.") var redisServer: String = "/usr/bin/redis-server"
-    @Option(name: .customLong("costd-threads"), help: "Event-loop threads of the costd under test (default: its own default, one per core).")
+    @Option(name: .customLong("costd-threads"), help: "Event-loop threads of the costd under test (default: its own default, half the cores).")
     var costdThreads: Int?
     @Option(name: .customLong("flood-mix"), help: "The flood scenario's frames: mixed, malformed or heavy.")
     var floodMix: String = "mixed"

@@ -54,7 +54,7 @@ struct Costd: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
-    @Option(name: .customLong("threads"), help: "Event-loop threads (default: one per core).")
+    @Option(name: .customLong("threads"), help: "Event-loop threads (default: half the cores, at least one).")
     var threads: Int?
 
     @Option(name: .customLong("log-format"), help: "text, or journal (syslog priority prefixes); default: journal under systemd.")
@@ -114,7 +114,7 @@ struct Costd: AsyncParsableCommand {
         let socketPath = configuration.socketPath ?? DefaultPaths.socket(environment: environment)
         let stateDirectory = configuration.stateDirectory ?? DefaultPaths.stateDirectory(environment: environment)
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? Configuration.defaultEventLoops(cores: System.coreCount))
         let ledger = try SpendLedger(directory: stateDirectory, settings: configuration.ledger, logger: logger)
         let redis = configuration.redis.map { RedisConnector(settings: $0, group: group, logger: logger) }
         var metricsAddress: (host: String, port: Int)? = nil

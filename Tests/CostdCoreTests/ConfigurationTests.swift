@@ -147,6 +147,10 @@ import Testing
         #expect(throws: ConfigError.self) { try Configuration(toml: "[limits]\nconnection_cpu_share = 1.5") }
     }
 
+    @Test func eventLoopsDefaultToHalfTheCores() {
+        #expect([1, 2, 3, 4, 8].map { Configuration.defaultEventLoops(cores: $0) } == [1, 1, 1, 2, 4])
+    }
+
     @Test func unknownKeysAreErrors() {
         let error = #expect(throws: ConfigError.self) { try Configuration(toml: "[budget]\ndayly = 5") }
         #expect(error?.message == "unknown setting 'budget.dayly'")
