@@ -139,7 +139,7 @@ import Testing
     }
 
     @Test func aConnectionsShareOfTheLoopIsConfigurable() throws {
-        #expect(try Configuration(toml: "").limits.connectionCPUSharePPM == 100_000)
+        #expect(try Configuration(toml: "").limits.connectionCPUSharePPM == 500_000)
         let limits = try Configuration(toml: "[limits]\nconnection_cpu_share = 0.25\nconnection_cpu_burst_ms = 5").limits
         #expect(limits.connectionCPUSharePPM == 250_000)
         #expect(limits.connectionCPUBurstMillis == 5)

@@ -105,11 +105,8 @@ struct RPCConnectionHandlerTests {
 
     @Test func aConnectionPastItsShareOfTheLoopIsPausedThenServed() throws {
         // No burst: any frame overdraws the budget, and the pause (the frame's real time, at the
-        // share of a connection alone on its loop) is far under an hour.
-        let connection = try Connection {
-            $0.connectionCPUSharePPM = 1_000
-            $0.connectionCPUBurstMillis = 0
-        }
+        // whole loop's share of a light connection) is far under an hour.
+        let connection = try Connection { $0.connectionCPUBurstMillis = 0 }
         try connection.send(Self.call(1, "ping"), Self.call(2, "ping"))
         #expect(try connection.writes().flatMap { $0 }.count == 1, "the second frame waits for the first's time to be paid back")
         let readsBefore = connection.reads.reads

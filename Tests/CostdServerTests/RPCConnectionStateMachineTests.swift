@@ -28,12 +28,12 @@ struct RPCConnectionStateMachineTests {
     }
 
     @Test func aConnectionPastItsShareIsPausedUntilTheShareHasPaidItBack() {
-        // 10% of the loop, 2 ms at once, with twenty connections busy on it.
+        // A tenth of the loop, 2 ms at once.
         var limits = Self.limits
-        (limits.cpuSharePPM, limits.cpuBurst) = (100_000, .milliseconds(2))
+        limits.cpuBurst = .milliseconds(2)
         var machine = Machine(limits: limits, now: Self.at(0))
-        #expect(machine.worked(nanos: 1_500_000, now: Self.at(0), busyConnections: 20) == nil, "within the burst")
-        let pause = machine.worked(nanos: 1_000_000, now: Self.at(0), busyConnections: 20)
+        #expect(machine.worked(nanos: 1_500_000, now: Self.at(0), sharePPM: 100_000) == nil, "within the burst")
+        let pause = machine.worked(nanos: 1_000_000, now: Self.at(0), sharePPM: 100_000)
         #expect(pause == .milliseconds(5), "0.5 ms overdrawn at 10% takes 5 ms to pay back")
         #expect(!machine.mayTakeFrame)
         #expect(machine.readRequested(writable: true) == .hold)
@@ -43,40 +43,25 @@ struct RPCConnectionStateMachineTests {
         let resumed = machine.mayResumeReading(writable: true)
         #expect(resumed, "the read held by the pause goes ahead")
         // Idle time refills the budget, never past the burst.
-        #expect(machine.worked(nanos: 2_000_000, now: Self.at(100), busyConnections: 20) == nil)
-        #expect(machine.worked(nanos: 1, now: Self.at(100), busyConnections: 20) != nil)
+        #expect(machine.worked(nanos: 2_000_000, now: Self.at(100), sharePPM: 100_000) == nil)
+        #expect(machine.worked(nanos: 1, now: Self.at(100), sharePPM: 100_000) != nil)
     }
 
-    @Test func theShareIsAnEqualPartOfTheLoopWhenThatIsMore() {
-        var limits = Self.limits
-        (limits.cpuSharePPM, limits.cpuBurst) = (100_000, .milliseconds(2))
-        // Alone: the whole loop, so a frame never takes longer to pay back than it took.
-        var alone = Machine(limits: limits, now: Self.at(0))
-        #expect(alone.worked(nanos: 3_000_000, now: Self.at(0), busyConnections: 1) == .milliseconds(1))
-        // Two busy connections: each may use a quarter of the loop (half of it, shared), not 10%.
-        var machine = Machine(limits: limits, now: Self.at(0))
-        let pause = machine.worked(nanos: 3_000_000, now: Self.at(0), busyConnections: 2)
-        #expect(pause == .milliseconds(4), "1 ms overdrawn at 25% takes 4 ms to pay back")
-        // Twenty busy connections: the configured 10% is more than a twentieth.
-        var crowded = Machine(limits: limits, now: Self.at(0))
-        let crowdedPause = crowded.worked(nanos: 3_000_000, now: Self.at(0), busyConnections: 20)
-        #expect(crowdedPause == .milliseconds(10))
-    }
-
-    @Test func loopActivityCountsEachBusyConnectionOncePerWindow() {
-        let activity = LoopActivity()
-        var (a, b) = (Int64(-1), Int64(-1))
+    @Test func heavyConnectionsShareHalfTheLoopWhileLightOnesAreBusy() {
+        let activity = LoopActivity(heavySharePPM: 500_000)
         let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
-        activity.frameTaken(lastWindow: &a, now: start)
-        activity.frameTaken(lastWindow: &a, now: start + .milliseconds(1))
-        activity.frameTaken(lastWindow: &b, now: start + .milliseconds(2))
-        #expect(activity.busyConnections == 2)
-        // In the next window only `a` is busy: the last window still counts.
-        activity.frameTaken(lastWindow: &a, now: start + .milliseconds(11))
-        #expect(activity.busyConnections == 2)
-        // Two windows on, only what happened since counts.
-        activity.frameTaken(lastWindow: &a, now: start + .milliseconds(31))
-        #expect(activity.busyConnections == 1)
+        var (light, heavyA, heavyB) = (LoopActivity.Usage(), LoopActivity.Usage(), LoopActivity.Usage())
+        // Alone and heavy: the whole loop.
+        #expect(activity.frameTaken(nanos: 2_000_000, usage: &heavyA, now: start) == 1_000_000)
+        // Two heavy ones and nobody else: half each.
+        #expect(activity.frameTaken(nanos: 2_000_000, usage: &heavyB, now: start) == 500_000)
+        // A light one busy too: the heavy ones share half the loop; the light one is not held.
+        #expect(activity.frameTaken(nanos: 20_000, usage: &light, now: start + .milliseconds(1)) == 1_000_000)
+        #expect(activity.frameTaken(nanos: 100_000, usage: &heavyA, now: start + .milliseconds(2)) == 250_000)
+        // Counted once per window, and the last window still counts in the next.
+        #expect(activity.frameTaken(nanos: 100_000, usage: &heavyA, now: start + .milliseconds(11)) == 250_000)
+        // Two windows on, only what happened since counts: heavyA is alone again, and light.
+        #expect(activity.frameTaken(nanos: 100_000, usage: &heavyA, now: start + .milliseconds(31)) == 1_000_000)
     }
 
     @Test func aSocketThatTakesNoOutputHoldsReads() {

@@ -23,11 +23,12 @@ public struct ServerLimits: Sendable, Equatable {
     public var partialFrameTimeoutSeconds: Int64 = 10
     /// Requests in one batch.
     public var maxBatchRequests = 1_000
-    /// The share of one event loop's time a connection may use over time (parts per million):
-    /// past it (and a burst of ``connectionCPUBurstMillis``) the connection is not read from until
-    /// its share has caught up, so a flood of heavy calls on a few connections leaves the loop
-    /// free for the others. A client answered from memory uses well under 1%.
-    public var connectionCPUSharePPM: Int64 = 100_000
+    /// The part of an event loop's time that its heavy connections (each using more than a tenth
+    /// of it) share while lighter ones are busy on it (parts per million). A connection past its
+    /// part (after a burst of ``connectionCPUBurstMillis``) is not read from until its part has
+    /// caught up, so a flood of heavy calls leaves the loop free for the others. With no light
+    /// connection busy, heavy ones share the whole loop; light ones are never held back.
+    public var connectionCPUSharePPM: Int64 = 500_000
     /// Loop time a connection may use at once before its share applies.
     public var connectionCPUBurstMillis: Int64 = 2
 

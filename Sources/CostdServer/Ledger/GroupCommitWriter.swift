@@ -172,8 +172,10 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     /// How long written entries waited for their sync: the window a power loss could lose.
     var syncWindows: SyncWindows.Summary {
+        // Copied under the lock, sorted outside it: appends on the event loops wait for this lock.
         condition.lock()
-        defer { condition.unlock() }
+        let windows = self.windows
+        condition.unlock()
         return windows.summary
     }
 

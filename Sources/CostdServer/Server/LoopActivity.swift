@@ -1,35 +1,76 @@
 import NIOCore
 
-/// How many connections of one event loop have been taking frames lately: what a connection's
-/// share of the loop depends on. A connection alone on its loop may use all of it, so a single
-/// busy client is never held back; among several, each gets an equal part of half the loop, or
-/// `limits.connection_cpu_share` if that is more.
+/// Which connections of one event loop have been busy lately, and so what share of the loop each
+/// may use: the one rule of fairness between connections.
 ///
-/// Counted in windows of ``window``: a connection counts once per window in which it took a
-/// frame; the figure is the larger of this window's count and the last one's. Used only on its
-/// event loop (one per loop, made by ``SocketServer``).
+/// A connection is *heavy* in a window when the frames it took used more than a tenth of it; the
+/// others that took frames are *light*. Light connections are never held back (a client answered
+/// from memory, or fifty of them, each use a few percent at most). Heavy ones share the loop
+/// equally: all of it when no light connection is busy (two batch jobs each get half), but only
+/// `cpuShare` of it (half, by default) while light ones are, so that a flood of heavy calls leaves
+/// the loop free for the calls that arrive meanwhile.
+///
+/// Counted in windows of ``window``; the counts used are the larger of this window's and the
+/// last one's. Used only on its event loop (one per loop, made by ``SocketServer``).
 final class LoopActivity: @unchecked Sendable {
     static let window: Int64 = 10_000_000
+    /// Time used in one window past which a connection is heavy.
+    static let heavyNanos: Int64 = window / 10
 
-    private var currentWindow: Int64 = 0
-    private var current = 0
-    private var previous = 0
-
-    /// A connection took a frame; `lastWindow` is that connection's own note of the last window
-    /// it was counted in.
-    func frameTaken(lastWindow: inout Int64, now: NIODeadline) {
-        let window = Int64(now.uptimeNanoseconds / UInt64(LoopActivity.window))
-        if window != currentWindow {
-            previous = window == currentWindow + 1 ? current : 0
-            current = 0
-            currentWindow = window
-        }
-        if lastWindow != window {
-            lastWindow = window
-            current += 1
-        }
+    /// One connection's note of its own use of the current window.
+    struct Usage {
+        var window: Int64 = -1
+        var nanos: Int64 = 0
+        var heavy = false
+        /// Heavy in the window before: a heavy connection stays heavy from its first frame of
+        /// the next window on, not only once it has used a tenth of it again.
+        var wasHeavy = false
     }
 
-    /// Connections busy lately (at least 1).
-    var busyConnections: Int { max(1, current, previous) }
+    private struct Counts {
+        var busy = 0
+        var heavy = 0
+    }
+
+    /// Parts per million of the loop that heavy connections share while light ones are busy.
+    let heavySharePPM: Int64
+    private var currentWindow: Int64 = 0
+    private var current = Counts()
+    private var previous = Counts()
+
+    init(heavySharePPM: Int64 = 500_000) {
+        self.heavySharePPM = heavySharePPM
+    }
+
+    /// A connection took a frame that used `nanos` of the loop. Returns the share of the loop (in
+    /// parts per million) its budget refills at.
+    func frameTaken(nanos: Int64, usage: inout Usage, now: NIODeadline) -> Int64 {
+        let window = Int64(now.uptimeNanoseconds / UInt64(LoopActivity.window))
+        if window != currentWindow {
+            previous = window == currentWindow + 1 ? current : Counts()
+            current = Counts()
+            currentWindow = window
+        }
+        if usage.window != window {
+            usage = Usage(window: window, wasHeavy: usage.window == window - 1 && usage.heavy)
+            current.busy += 1
+        }
+        usage.nanos += nanos
+        // Once heavy, a connection stays heavy while it uses a quarter of that: held to its part of
+        // the loop, a flooder must not pass for light again.
+        if !usage.heavy && usage.nanos > (usage.wasHeavy ? LoopActivity.heavyNanos / 4 : LoopActivity.heavyNanos) {
+            usage.heavy = true
+            current.heavy += 1
+        }
+        return share(heavy: usage.heavy || usage.wasHeavy)
+    }
+
+    /// The share of a heavy connection (light ones: the whole loop).
+    private func share(heavy: Bool) -> Int64 {
+        let heavyCount = max(1, current.heavy, previous.heavy)
+        let busy = max(current.busy, previous.busy)
+        guard heavy else { return 1_000_000 }
+        let lightBusy = busy > heavyCount
+        return (lightBusy ? heavySharePPM : 1_000_000) / Int64(heavyCount)
+    }
 }

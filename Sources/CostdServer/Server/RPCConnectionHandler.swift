@@ -32,8 +32,8 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     private var timeoutCheck: Scheduled<Void>?
     private var pauseEnd: Scheduled<Void>?
     private let loopActivity: LoopActivity
-    /// The last window of `loopActivity` this connection was counted in.
-    private var activityWindow: Int64 = -1
+    /// This connection's use of the current window of `loopActivity`.
+    private var loopUsage = LoopActivity.Usage()
 
     private var received: ByteBuffer?
     private var ready = JSONWriter(reservingCapacity: 4096)
@@ -50,7 +50,6 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
                 maxInFlight: limits.maxInFlightPerConnection,
                 idleTimeout: limits.idleTimeoutSeconds > 0 ? .seconds(limits.idleTimeoutSeconds) : nil,
                 partialFrameTimeout: .seconds(max(1, limits.partialFrameTimeoutSeconds)),
-                cpuSharePPM: limits.connectionCPUSharePPM,
                 cpuBurst: .milliseconds(limits.connectionCPUBurstMillis)
             ),
             now: .uptimeNanoseconds(0)
@@ -133,8 +132,8 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
             handle(frame: frame, context: context)
             let spent = Int64(DispatchTime.now().uptimeNanoseconds &- started)
             let now = context.eventLoop.now
-            loopActivity.frameTaken(lastWindow: &activityWindow, now: now)
-            if let pause = machine.worked(nanos: spent, now: now, busyConnections: loopActivity.busyConnections) {
+            let share = loopActivity.frameTaken(nanos: spent, usage: &loopUsage, now: now)
+            if let pause = machine.worked(nanos: spent, now: now, sharePPM: share) {
                 schedulePauseEnd(in: pause, context: context)
             }
         }

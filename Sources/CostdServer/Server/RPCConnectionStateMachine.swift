@@ -14,11 +14,10 @@ import NIOCore
 /// - **Idle.** With nothing received, nothing buffered and nothing waiting for `idleTimeout`,
 ///   the connection is closed.
 /// - **A share of the loop.** The time spent on a connection's frames is counted against a
-///   budget that refills at its share of real time, up to `cpuBurst`: the whole loop for a
-///   connection alone on it; else `cpuShare`, or an equal part of half the loop among the
-///   connections busy on it if that is more. A connection past it takes no frame and no read until the budget is
-///   back: the event loop is shared, and a flood of heavy calls on some connections must not make
-///   the others wait behind it.
+///   budget that refills at the connection's share of real time (``LoopActivity`` decides it),
+///   up to `cpuBurst`. A connection past it takes no frame and no read until the budget is back:
+///   the event loop is shared, and a flood of heavy calls on some connections must not make the
+///   others wait behind it.
 /// - **Closing.** A client that half-closes, or a daemon that quiesces, gets every answer to
 ///   what it sent, then the connection closes (after the writes are out).
 struct RPCConnectionStateMachine {
@@ -26,9 +25,7 @@ struct RPCConnectionStateMachine {
         var maxInFlight: Int
         var idleTimeout: TimeAmount?
         var partialFrameTimeout: TimeAmount
-        /// Parts per million of real time.
-        var cpuSharePPM: Int64 = 1_000_000
-        var cpuBurst: TimeAmount = .milliseconds(10)
+        var cpuBurst: TimeAmount = .milliseconds(2)
     }
 
     enum State: Equatable {
@@ -62,7 +59,7 @@ struct RPCConnectionStateMachine {
         self.lastRead = now
         self.cpuBudget = limits.cpuBurst.nanoseconds
         self.cpuBudgetAt = now
-        self.sharePPM = limits.cpuSharePPM
+        self.sharePPM = 1_000_000
     }
 
     /// The connection is open on its event loop (idle time counts from here).
@@ -88,15 +85,12 @@ struct RPCConnectionStateMachine {
         partialSince = nil
     }
 
-    /// A frame took `nanos` of the loop's time, with `busyConnections` taking frames on the loop
-    /// lately. Returns how long to pause the connection when that overdraws its share; then call
-    /// ``pauseEnded(now:)`` after that long.
-    mutating func worked(nanos: Int64, now: NIODeadline, busyConnections: Int = 1) -> TimeAmount? {
-        // Alone on its loop, a connection may use all of it; among others, an equal part of half
-        // the loop (the other half stays free for calls that arrive meanwhile), or
-        // `cpuShare` if that is more.
-        sharePPM = busyConnections <= 1 ? 1_000_000 : max(limits.cpuSharePPM, 500_000 / Int64(busyConnections))
+    /// A frame took `nanos` of the loop's time; the connection's share of the loop is now
+    /// `sharePPM` (parts per million). Returns how long to pause the connection when that
+    /// overdraws its budget; then call ``pauseEnded(now:)`` after that long.
+    mutating func worked(nanos: Int64, now: NIODeadline, sharePPM: Int64) -> TimeAmount? {
         refillBudget(now: now)
+        self.sharePPM = max(1, min(1_000_000, sharePPM))
         cpuBudget -= nanos
         guard cpuBudget < 0 else { return nil }
         // Until the share has paid the overdraft back.

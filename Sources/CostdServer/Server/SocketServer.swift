@@ -93,14 +93,16 @@ public final class SocketServer: Service, Sendable {
         onReady: @escaping @Sendable () -> Void = {}
     ) {
         let limits = configuration.limits
-        // One per event loop: how many of its connections are busy, which a connection's share of
-        // the loop is divided by.
+        // One per event loop: which of its connections are busy and heavy, which decides each one's
+        // share of the loop.
         var activities: [ObjectIdentifier: LoopActivity] = [:]
-        for loop in group.makeIterator() { activities[ObjectIdentifier(loop)] = LoopActivity() }
+        for loop in group.makeIterator() {
+            activities[ObjectIdentifier(loop)] = LoopActivity(heavySharePPM: limits.connectionCPUSharePPM)
+        }
         let loopActivities = activities
         self.init(configuration: configuration, group: group, logger: logger, onReady: onReady, refuse: { SocketServer.refuse($0, reason: $1) }) {
             channel, caller in
-            let activity = loopActivities[ObjectIdentifier(channel.eventLoop)] ?? LoopActivity()
+            let activity = loopActivities[ObjectIdentifier(channel.eventLoop)] ?? LoopActivity(heavySharePPM: limits.connectionCPUSharePPM)
             let handler = RPCConnectionHandler(engine: engine, limits: limits, caller: caller, loopActivity: activity, logger: logger)
             try channel.pipeline.syncOperations.addHandler(handler)
         }
