@@ -60,8 +60,15 @@ struct RPCConnectionStateMachineTests {
         #expect(activity.frameTaken(nanos: 100_000, usage: &heavyA, now: start + .milliseconds(2)) == 250_000)
         // Counted once per window, and the last window still counts in the next.
         #expect(activity.frameTaken(nanos: 100_000, usage: &heavyA, now: start + .milliseconds(11)) == 250_000)
-        // Two windows on, only what happened since counts: heavyA is alone again, and light.
+        // Two windows on, only what happened since counts: heavyA is alone again, still heavy
+        // (it used a fortieth of its last windows), with the whole loop to itself.
         #expect(activity.frameTaken(nanos: 100_000, usage: &heavyA, now: start + .milliseconds(31)) == 1_000_000)
+        // With a light connection busy beside it, it is held to half the loop at once, from its
+        // first frame of the window: it has not passed for light.
+        #expect(activity.frameTaken(nanos: 10_000, usage: &light, now: start + .milliseconds(32)) == 1_000_000)
+        #expect(activity.frameTaken(nanos: 10_000, usage: &heavyA, now: start + .milliseconds(33)) == 500_000)
+        // Idle for longer than it is remembered, it starts light.
+        #expect(activity.frameTaken(nanos: 10_000, usage: &heavyA, now: start + .milliseconds(200)) == 1_000_000)
     }
 
     @Test func aSocketThatTakesNoOutputHoldsReads() {

@@ -3,8 +3,9 @@ import NIOCore
 /// Which connections of one event loop have been busy lately, and so what share of the loop each
 /// may use: the one rule of fairness between connections.
 ///
-/// A connection is *heavy* in a window when the frames it took used more than a tenth of it; the
-/// others that took frames are *light*. Light connections are never held back (a client answered
+/// A connection is *heavy* once the frames it took in a window used more than a tenth of it, and
+/// stays so while it keeps using a fortieth (and ``heavyMemory`` windows after); the others that
+/// take frames are *light*. Light connections are never held back (a client answered
 /// from memory, or fifty of them, each use a few percent at most). Heavy ones share the loop
 /// equally: all of it when no light connection is busy (two batch jobs each get half), but only
 /// `cpuShare` of it (half, by default) while light ones are, so that a flood of heavy calls leaves
@@ -22,10 +23,14 @@ final class LoopActivity: @unchecked Sendable {
         var window: Int64 = -1
         var nanos: Int64 = 0
         var heavy = false
-        /// Heavy in the window before: a heavy connection stays heavy from its first frame of
-        /// the next window on, not only once it has used a tenth of it again.
-        var wasHeavy = false
+        /// The last window this connection counts as heavy in from its first frame on: a
+        /// heavy connection stays heavy for ``heavyMemory`` windows after the last one in which
+        /// it used a quarter of the threshold, so that one held to its part of the loop, or
+        /// paused past a window, does not pass for light again.
+        var heavyUntil: Int64 = -1
     }
+
+    static let heavyMemory: Int64 = 10
 
     private struct Counts {
         var busy = 0
@@ -52,17 +57,22 @@ final class LoopActivity: @unchecked Sendable {
             currentWindow = window
         }
         if usage.window != window {
-            usage = Usage(window: window, wasHeavy: usage.window == window - 1 && usage.heavy)
+            usage = Usage(window: window, heavyUntil: usage.heavyUntil)
             current.busy += 1
+            if window <= usage.heavyUntil {
+                usage.heavy = true
+                current.heavy += 1
+            }
         }
         usage.nanos += nanos
-        // Once heavy, a connection stays heavy while it uses a quarter of that: held to its part of
-        // the loop, a flooder must not pass for light again.
-        if !usage.heavy && usage.nanos > (usage.wasHeavy ? LoopActivity.heavyNanos / 4 : LoopActivity.heavyNanos) {
+        if !usage.heavy && usage.nanos > LoopActivity.heavyNanos {
             usage.heavy = true
             current.heavy += 1
         }
-        return share(heavy: usage.heavy || usage.wasHeavy)
+        if usage.heavy && usage.nanos > LoopActivity.heavyNanos / 4 {
+            usage.heavyUntil = window + LoopActivity.heavyMemory
+        }
+        return share(heavy: usage.heavy)
     }
 
     /// The share of a heavy connection (light ones: the whole loop).
