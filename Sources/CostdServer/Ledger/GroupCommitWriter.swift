@@ -217,16 +217,14 @@ final class GroupCommitWriter: @unchecked Sendable {
                 condition.lock()
                 continue
             }
-            if mode == .batched && !stopping {
-                let next = lastSyncStartNanos &+ GroupCommitWriter.batchedSyncIntervalNanos
-                let now = DispatchTime.now().uptimeNanoseconds
-                if now < next {
-                    // Woken early only by a rotation or close; new writes just wait for this sync.
-                    _ = condition.wait(until: Date(timeIntervalSinceNow: Double(next - now) / 1e9))
-                    continue
-                }
+            let now = DispatchTime.now().uptimeNanoseconds
+            let next = lastSyncStartNanos &+ GroupCommitWriter.batchedSyncIntervalNanos
+            if mode == .batched && !stopping && now < next {
+                // Woken early only by a rotation or close; new writes just wait for this sync.
+                _ = condition.wait(until: Date(timeIntervalSinceNow: Double(next - now) / 1e9))
+                continue
             }
-            lastSyncStartNanos = DispatchTime.now().uptimeNanoseconds
+            lastSyncStartNanos = now
             let (target, fd, path, since) = (writtenSequence, self.fd, self.path, oldestUnsyncedNanos)
             oldestUnsyncedNanos = nil
             condition.unlock()
