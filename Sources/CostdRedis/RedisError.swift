@@ -8,6 +8,8 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     case unavailable
     /// The call's deadline passed before its reply came.
     case timedOut
+    /// This Redis may evict spend (``RedisMemoryPolicy``): spend is not kept in it.
+    case spendNotKept(String)
 
     public var description: String {
         switch self {
@@ -15,6 +17,7 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         case .replyTooLarge(let size): "redis: reply of \(size) bytes is over the limit"
         case .unavailable: "redis is unavailable"
         case .timedOut: "redis did not answer in time"
+        case .spendNotKept(let reason): "redis does not keep spend: \(reason)"
         }
     }
 }

@@ -38,6 +38,12 @@ public struct RedisKeys: Sendable {
     public func alert(_ scope: BudgetScope, _ period: String, _ level: AlertLevel) -> String {
         prefix + "{s}:a:" + scope.rawValue + ":" + period + ":" + level.rawValue
     }
+    /// The canary: a random token, with no TTL, set by the first daemon. While it holds the token
+    /// a daemon knows, Redis still has every record that daemon counted; when it is missing or
+    /// new, Redis lost spend (a flush, an eviction, a restart without persistence).
+    public var spendEpoch: String { prefix + "{s}:epoch" }
+    /// `<epoch>:<daemon>` fields: which daemons have put their spend back since the epoch began.
+    public var spendRestored: String { prefix + "{s}:restored" }
     /// Open reservations: by expiry (sorted set) and their amounts (hash), and the reserved total per period.
     public var reservationExpiry: String { prefix + "{s}:rsv:exp" }
     public var reservationAmounts: String { prefix + "{s}:rsv:amt" }

@@ -49,6 +49,11 @@ import Testing
                 rules: try Rules.load(configuration), ledger: ledger, redis: client,
                 tokenizers: Tokenizers(dataDirectory: nil, logger: logger), clock: time.clock, logger: logger
             )
+            if client != nil {
+                // As the daemon's Redis connector does: spend goes to Redis once its policy and canary are checked.
+                engine.redisBecameAvailable(on: group.next())
+                guard engine.store.waitUntilReady(timeoutMillis: 5_000) else { throw TestDaemonError.notReady(log: redis?.log ?? "") }
+            }
         }
 
         deinit {

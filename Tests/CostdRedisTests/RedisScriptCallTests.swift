@@ -20,33 +20,36 @@ struct RedisScriptCallTests {
         )
         let second = SpendRecord(recordId: "r2", unixMillis: 0, day: "2026-11-30", model: "m", cost: Money(nanos: 5), cached: true)
         let call = RecordBatchScript(records: [
-            .init(record: first, reservation: "rsv-1", budget: budget, settings: Self.settings, keys: Self.keys),
-            .init(record: second, reservation: nil, budget: budget, settings: Self.settings, keys: Self.keys),
+            .init(record: first, reservation: "rsv-1", budget: budget, epoch: "e1", settings: Self.settings, keys: Self.keys),
+            .init(record: second, reservation: nil, budget: budget, epoch: "e1", settings: Self.settings, keys: Self.keys),
         ])
         let command = Self.text(call.command)
-        #expect(Array(command[0...2]) == ["EVALSHA", RecordBatchScript.script.sha1, "11"])
-        #expect(Array(command[3...13]) == [
+        #expect(Array(command[0...2]) == ["EVALSHA", RecordBatchScript.script.sha1, "12"])
+        #expect(Array(command[3...14]) == [
             "p:{s}:d:2026-11-30", "p:{s}:m:2026-11",
             "p:{s}:a:day:2026-11-30:warning", "p:{s}:a:day:2026-11-30:exceeded",
             "p:{s}:a:month:2026-11:warning", "p:{s}:a:month:2026-11:exceeded",
-            "p:{s}:rsv:amt", "p:{s}:rsv:exp", "p:{s}:rsv:tot", "p:{s}:rec:r1", "p:{s}:rec:r2",
+            "p:{s}:rsv:amt", "p:{s}:rsv:exp", "p:{s}:rsv:tot", "p:{s}:epoch", "p:{s}:rec:r1", "p:{s}:rec:r2",
         ])
-        #expect(Array(command[14...]) == [
-            "604800", "34560000", "69120000", "8000000000", "10000000000", "-1", "-1", "69120000",
+        #expect(Array(command[15...]) == [
+            "604800", "e1", "8000000000", "10000000000", "-1", "-1",
             "7500000", "0", "rsv-1", "1000", "500", "0", "42", "3", "m\u{1F}gpt-4o", "u\u{1F}ann", "x\u{1F}etl.service",
             "5", "1", "", "0", "0", "0", "0", "1", "m\u{1F}m",
         ])
     }
 
-    @Test func recordBatchesKeepOrderAndSplitAtADayOrABudget() {
-        func record(_ id: String, _ day: String, daily: Int64 = 10) -> RecordBatchScript.Record {
+    @Test func recordBatchesKeepOrderAndSplitAtADayABudgetOrACanaryToken() {
+        func record(_ id: String, _ day: String, daily: Int64 = 10, epoch: String = "e1") -> RecordBatchScript.Record {
             .init(
                 record: SpendRecord(recordId: id, unixMillis: 0, day: day, model: "m", cost: .zero), reservation: nil,
-                budget: BudgetSettings(daily: .dollars(daily)), settings: Self.settings, keys: Self.keys)
+                budget: BudgetSettings(daily: .dollars(daily)), epoch: epoch, settings: Self.settings, keys: Self.keys)
         }
-        let records = [record("a", "2026-11-30"), record("b", "2026-11-30"), record("c", "2026-12-01"), record("d", "2026-12-01", daily: 20)]
+        let records = [
+            record("a", "2026-11-30"), record("b", "2026-11-30"), record("c", "2026-12-01"), record("d", "2026-12-01", daily: 20),
+            record("e", "2026-12-01", daily: 20, epoch: "e2"),
+        ]
         let batches = RecordBatchScript.batches(of: records) { $0 }
-        #expect(batches.map { $0.map(\.recordId) } == [["a", "b"], ["c"], ["d"]])
+        #expect(batches.map { $0.map(\.recordId) } == [["a", "b"], ["c"], ["d"], ["e"]])
     }
 
     @Test func recordRepliesAreParsed() throws {
@@ -71,6 +74,33 @@ struct RedisScriptCallTests {
         let refused = try ReserveScript.parse(.array([.integer(0), .string(Array("month".utf8)), .string(Array("5".utf8)), .string(Array("6".utf8))]))
         #expect(refused == .refused(scope: .month, spent: Money(nanos: 5), reserved: Money(nanos: 6)))
         #expect(throws: RedisScriptError.self) { try ReserveScript.parse(.array([.integer(0), .string(Array("week".utf8))])) }
+    }
+
+    @Test func aRestoreSendsEachHashsIncrementsThenTheAlertFlags() throws {
+        let call = RestoreSpendScript(
+            knownEpoch: nil, newEpoch: "new", daemonId: "d1",
+            hashes: [
+                .init(key: Self.keys.day("2026-11-30"), fields: [("spent", 5), ("n", 1)]),
+                .init(key: Self.keys.month("2026-11"), fields: [("spent", 5)]),
+            ],
+            alertKeys: [Self.keys.alert(.day, "2026-11-30", .warning)], keys: Self.keys
+        )
+        #expect(Self.text(call.command) == [
+            "EVALSHA", RestoreSpendScript.script.sha1, "5",
+            "p:{s}:epoch", "p:{s}:restored", "p:{s}:d:2026-11-30", "p:{s}:m:2026-11", "p:{s}:a:day:2026-11-30:warning",
+            "", "new", "d1", "2", "2", "spent", "5", "n", "1", "1", "spent", "5",
+        ])
+        #expect(try RestoreSpendScript.parse(.array([.string(Array("tok".utf8)), .integer(1)])) == .init(epoch: "tok", restored: true))
+        #expect(throws: RedisScriptError.self) { try RestoreSpendScript.parse(.error("ERR boom")) }
+    }
+
+    @Test func scriptsThatCountSpendRefuseAnotherCanaryToken() {
+        for source in [RecordBatchScript.script.source, ReserveScript.script.source] {
+            #expect(source.contains("redis.error_reply('\(RecordBatchScript.epochChanged)"))
+        }
+        // Spend keys carry no TTL: an eviction policy of volatile-* must never pick them.
+        #expect(!RecordBatchScript.script.source.contains("EXPIRE"))
+        #expect(!RecordBatchScript.script.source.contains("'NX', 'EX'"))
     }
 
     @Test func leaseRepliesAreParsed() throws {

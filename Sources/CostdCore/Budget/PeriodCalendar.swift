@@ -104,6 +104,13 @@ public struct PeriodCalendar: Sendable {
         }
     }
 
+    /// Every day key of a month (`YYYY-MM`), in order; none when it is not a month.
+    public static func daysOf(month: String) -> [String] {
+        guard parseMonth(month) != nil else { return [] }
+        let parts = month.split(separator: "-").compactMap { Int($0) }
+        return (1...daysInMonth(year: parts[0], month: parts[1])).map { dayKey(year: parts[0], month: parts[1], day: $0) }
+    }
+
     /// The `count` day keys ending with `day`, oldest first (for sparklines of recent spend).
     public static func days(endingAt day: String, count: Int) -> [String] {
         guard let normalized = parseDay(day) else { return [] }

@@ -73,6 +73,23 @@ public enum SpendSchema {
         kind.letter + separator + name
     }
 
+    /// Writes totals as Redis day hash fields (the inverse of ``periodTotals(fromDayHash:)``,
+    /// without the zero ones; cache lookups live in a hash of their own).
+    public static func dayHashFields(of totals: PeriodTotals) -> [(field: String, amount: Int64)] {
+        var fields: [(field: String, amount: Int64)] = []
+        for total in SpendSchema.totals where totals[keyPath: total.value] != 0 {
+            fields.append((total.name, totals[keyPath: total.value]))
+        }
+        for kind in kinds {
+            for (name, breakdown) in totals[keyPath: kind.map].sorted(by: { $0.key < $1.key }) {
+                for field in breakdownFields where breakdown[keyPath: field.value] != 0 {
+                    fields.append((breakdownPrefix(kind, name) + separator + field.name, breakdown[keyPath: field.value]))
+                }
+            }
+        }
+        return fields
+    }
+
     /// Reads a Redis day hash (field → decimal integer) into totals.
     public static func periodTotals(fromDayHash fields: [String: [UInt8]]) -> PeriodTotals {
         func number(_ bytes: [UInt8]?) -> Int64 { bytes.flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0 }

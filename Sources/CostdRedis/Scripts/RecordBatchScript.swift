@@ -14,6 +14,11 @@ import CostdCore
 /// under its id for `redis.record_id_window`. A script runs atomically, so concurrent batches
 /// from many daemons see one total.
 ///
+/// The batch is refused whole (``epochChanged``) unless Redis's spend canary holds the token
+/// the daemon knows: after a flush nothing is counted into totals that lost the daemon's earlier
+/// records until it has put them back (``RestoreSpendScript``). Totals and alert flags carry no
+/// TTL, so a `volatile-*` eviction policy never picks them; maintenance deletes old periods.
+///
 /// Money is integer nano-dollars throughout (HINCRBY, never INCRBYFLOAT); Lua's numbers are
 /// doubles, exact for integers up to 2^53 nano-dollars (about $9 million a day), and results are
 /// printed with `%d`. The field names are ``SpendSchema``'s.
@@ -48,16 +53,16 @@ public struct RecordBatchScript: RedisScriptCall {
         public var reservationAmountsKey: String { redisKeys.reservationAmounts }
         public var reservationExpiryKey: String { redisKeys.reservationExpiry }
         public var reservedTotalsKey: String { redisKeys.reservedTotals }
+        public var epochKey: String { redisKeys.spendEpoch }
 
         // ARGV
         public var recordIdWindowSeconds: Int64
+        /// The spend canary's token this daemon knows: the batch is refused when Redis holds another.
+        public var epoch: String
         public var cost: Money
         public var cached: Bool
-        public var dayTTLSeconds: Int64
-        public var monthTTLSeconds: Int64
         /// Alert thresholds in the order of `alertKeys`; nil where no budget is set.
         public var thresholds: [Money?]
-        public var alertTTLSeconds: Int64
         public var reservation: String?
         public var inputTokens: Int64
         public var outputTokens: Int64
@@ -68,20 +73,20 @@ public struct RecordBatchScript: RedisScriptCall {
         /// `<kind>␟<name>` of every breakdown the record counts under (``SpendSchema``).
         public var breakdowns: [String]
 
-        public init(record: SpendRecord, reservation: String?, budget: BudgetSettings, settings: RedisSettings, keys: RedisKeys) {
+        public init(
+            record: SpendRecord, reservation: String?, budget: BudgetSettings, epoch: String, settings: RedisSettings, keys: RedisKeys
+        ) {
             let month = PeriodCalendar.monthKey(ofDay: record.day)
             redisKeys = keys
             recordId = record.recordId
             recordIdWindowSeconds = settings.recordIdWindowSeconds
+            self.epoch = epoch
             cost = record.cost
             cached = record.cached
-            dayTTLSeconds = settings.dayKeyTTLDays * 86_400
-            monthTTLSeconds = settings.monthKeyTTLDays * 86_400
             func threshold(_ scope: BudgetScope, _ level: AlertLevel) -> Money? {
                 budget.budget(for: scope).map { budget.threshold(level, of: $0) }
             }
             thresholds = [threshold(.day, .warning), threshold(.day, .exceeded), threshold(.month, .warning), threshold(.month, .exceeded)]
-            alertTTLSeconds = settings.monthKeyTTLDays * 86_400
             self.reservation = reservation
             inputTokens = record.inputTokens
             outputTokens = record.outputTokens
@@ -132,7 +137,9 @@ public struct RecordBatchScript: RedisScriptCall {
     public static func batches<Item>(of items: [Item], record: (Item) -> Record) -> [[Item]] {
         var batches: [[Item]] = []
         for item in items {
-            if let last = batches.last?.last, record(last).day == record(item).day, record(last).thresholds == record(item).thresholds {
+            if let last = batches.last?.last, record(last).day == record(item).day, record(last).thresholds == record(item).thresholds,
+                record(last).epoch == record(item).epoch
+            {
                 batches[batches.count - 1].append(item)
             } else {
                 batches.append([item])
@@ -141,23 +148,21 @@ public struct RecordBatchScript: RedisScriptCall {
         return batches
     }
 
-    /// day, month, four alert flags, reservation amounts, expiry, totals, then each record id.
+    /// day, month, four alert flags, reservation amounts, expiry, totals, the canary, then each record id.
     public var keys: [String] {
         let first = records[0]
         return [first.dayKey, first.monthKey] + first.alertKeys
-            + [first.reservationAmountsKey, first.reservationExpiryKey, first.reservedTotalsKey] + records.map(\.recordIdKey)
+            + [first.reservationAmountsKey, first.reservationExpiryKey, first.reservedTotalsKey, first.epochKey]
+            + records.map(\.recordIdKey)
     }
 
-    /// The batch's settings (window, TTLs, thresholds, alert TTL), then per record:
+    /// The batch's settings (record id window, canary token, four thresholds), then per record:
     /// cost, cached, reservation, input, output, cached input, routing saved, breakdown count,
     /// breakdowns.
     public var arguments: [[UInt8]] {
         let first = records[0]
-        var arguments: [[UInt8]] = [
-            first.recordIdWindowSeconds.redisBytes, first.dayTTLSeconds.redisBytes, first.monthTTLSeconds.redisBytes,
-        ]
+        var arguments: [[UInt8]] = [first.recordIdWindowSeconds.redisBytes, first.epoch.redisBytes]
         arguments += first.thresholds.map { ($0?.nanos ?? -1).redisBytes }
-        arguments.append(first.alertTTLSeconds.redisBytes)
         for record in records {
             arguments += [
                 record.cost.nanos.redisBytes, (record.cached ? "1" : "0").redisBytes, (record.reservation ?? "").redisBytes,
@@ -178,13 +183,16 @@ public struct RecordBatchScript: RedisScriptCall {
         return outcomes
     }
 
+    /// The error a batch gets when Redis's canary is not the token the daemon knows.
+    public static let epochChanged = "COSTDEPOCH"
+
     public static let script = RedisScript(
         ReservationLua.giveBack + """
+            if redis.call('GET', KEYS[10]) ~= ARGV[2] then return redis.error_reply('\(RecordBatchScript.epochChanged) spend canary changed: Redis lost spend') end
             local day, month = KEYS[1], KEYS[2]
             local sep = '\\31'
             local daySpent = tonumber(redis.call('HGET', day, '\(SpendSchema.Total.spent)') or '0')
             local monthSpent = tonumber(redis.call('HGET', month, '\(SpendSchema.Total.spent)') or '0')
-            local firstOfDay = redis.call('EXISTS', day) == 0
             local dayFields, monthFields, order = {}, {}, {}
             local function add(field, amount)
               if amount == 0 then return end
@@ -195,11 +203,11 @@ public struct RecordBatchScript: RedisScriptCall {
               dayFields[field] = dayFields[field] + amount
             end
             local monthAdded = 0
-            local thresholds = {tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])}
+            local thresholds = {tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])}
             local names = {'day:warning', 'day:exceeded', 'month:warning', 'month:exceeded'}
             local results = {}
-            local at = 9
-            for r = 10, #KEYS do
+            local at = 7
+            for r = 11, #KEYS do
               local cost, cached, reservation = tonumber(ARGV[at]), ARGV[at + 1] == '1', ARGV[at + 2]
               local input, output, cachedInput = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5])
               local routingSaved, count = tonumber(ARGV[at + 6]), tonumber(ARGV[at + 7])
@@ -236,7 +244,7 @@ public struct RecordBatchScript: RedisScriptCall {
                 local totals = {daySpent, daySpent, monthSpent, monthSpent}
                 for c = 1, 4 do
                   if thresholds[c] >= 0 and totals[c] > 0 and totals[c] >= thresholds[c] then
-                    if redis.call('SET', KEYS[2 + c], '1', 'NX', 'EX', ARGV[8]) then table.insert(alerts, names[c]) end
+                    if redis.call('SET', KEYS[2 + c], '1', 'NX') then table.insert(alerts, names[c]) end
                   end
                 end
                 local result = string.format('%d|%d|%d|', cost, daySpent, monthSpent) .. table.concat(alerts, ',')
@@ -247,10 +255,6 @@ public struct RecordBatchScript: RedisScriptCall {
             end
             for _, field in ipairs(order) do redis.call('HINCRBY', day, field, dayFields[field]) end
             if monthAdded ~= 0 then redis.call('HINCRBY', month, '\(SpendSchema.Total.spent)', monthAdded) end
-            if firstOfDay and #order > 0 then
-              redis.call('EXPIRE', day, ARGV[2])
-              redis.call('EXPIRE', month, ARGV[3])
-            end
             return results
             """
     )

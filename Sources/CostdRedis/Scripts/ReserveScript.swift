@@ -15,6 +15,7 @@ public struct ReserveScript: RedisScriptCall {
     public var reservationAmountsKey: String
     public var reservationExpiryKey: String
     public var reservedTotalsKey: String
+    public var epochKey: String
     // ARGV
     public var id: String
     public var amount: Money
@@ -25,13 +26,16 @@ public struct ReserveScript: RedisScriptCall {
     public var monthLimit: Money?
     public var day: String
     public var month: String
+    /// The spend canary's token this daemon knows (``RecordBatchScript/epochChanged`` otherwise).
+    public var epoch: String
 
-    public init(request: ReservationRequest, budget: BudgetSettings, keys: RedisKeys) {
+    public init(request: ReservationRequest, budget: BudgetSettings, epoch: String, keys: RedisKeys) {
         dayKey = keys.day(request.day)
         monthKey = keys.month(request.month)
         reservationAmountsKey = keys.reservationAmounts
         reservationExpiryKey = keys.reservationExpiry
         reservedTotalsKey = keys.reservedTotals
+        epochKey = keys.spendEpoch
         id = request.id
         amount = request.amount
         expiresAtMillis = request.expiresAtMillis
@@ -40,14 +44,16 @@ public struct ReserveScript: RedisScriptCall {
         monthLimit = budget.isHard(.month) ? budget.monthly : nil
         day = request.day
         month = request.month
+        self.epoch = epoch
     }
 
-    public var keys: [String] { [dayKey, monthKey, reservationAmountsKey, reservationExpiryKey, reservedTotalsKey] }
+    public var keys: [String] { [dayKey, monthKey, reservationAmountsKey, reservationExpiryKey, reservedTotalsKey, epochKey] }
 
     public var arguments: [[UInt8]] {
         [
             id.redisBytes, amount.nanos.redisBytes, expiresAtMillis.redisBytes, nowMillis.redisBytes,
             (dayLimit?.nanos ?? -1).redisBytes, (monthLimit?.nanos ?? -1).redisBytes, day.redisBytes, month.redisBytes,
+            epoch.redisBytes,
         ]
     }
 
@@ -66,6 +72,7 @@ public struct ReserveScript: RedisScriptCall {
 
     public static let script = RedisScript(
         ReservationLua.giveBack + """
+            if redis.call('GET', KEYS[6]) ~= ARGV[9] then return redis.error_reply('\(RecordBatchScript.epochChanged) spend canary changed: Redis lost spend') end
             for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[4])) do
               giveBack(KEYS[3], KEYS[4], KEYS[5], id)
             end

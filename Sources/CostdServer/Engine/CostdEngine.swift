@@ -68,7 +68,7 @@ public final class CostdEngine: Sendable {
             clock: clock, logger: logger
         )
         if let redis {
-            self.store = RedisSpendStore(redis: redis, ledger: ledger, logger: logger)
+            self.store = RedisSpendStore(redis: redis, ledger: ledger, clock: clock, logger: logger)
         } else {
             self.store = ledger
         }
@@ -149,7 +149,7 @@ public final class CostdEngine: Sendable {
 
     /// Tells the store that Redis came back, so the backlog goes in at once.
     public func redisBecameAvailable(on eventLoop: any EventLoop) {
-        store.backendBecameAvailable(budget: rules.budget, on: eventLoop)
+        store.backendBecameAvailable(today: today(), budget: rules.budget, on: eventLoop)
     }
 
     /// A one-line summary for logs and service managers.

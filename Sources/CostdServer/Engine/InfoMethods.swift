@@ -27,6 +27,9 @@ extension CostdEngine {
                 writer.field("state", status.state)
                 writer.field("backlog", status.backlog)
                 if let error = status.lastError { writer.field("lastError", error) }
+                if let spendIn = status.spendIn { writer.field("spendIn", spendIn) }
+                if let note = status.spendNote { writer.field("spendNote", note) }
+                writer.field("spendRestores", status.spendRestores)
                 writer.endObject()
             }
         }
@@ -52,14 +55,7 @@ extension CostdEngine {
         let historyDays = Int(try params.count("days", max: 400) ?? 0)
         flushCacheCounters()
         let periodKey = scope == .day ? date : PeriodCalendar.monthKey(ofDay: date)
-        let days: [String]
-        if scope == .day {
-            days = [date]
-        } else {
-            let parts = periodKey.split(separator: "-").compactMap { Int($0) }
-            let count = PeriodCalendar.daysInMonth(year: parts[0], month: parts[1])
-            days = (1...count).map { PeriodCalendar.dayKey(year: parts[0], month: parts[1], day: $0) }
-        }
+        let days = scope == .day ? [date] : PeriodCalendar.daysOf(month: periodKey)
         let history = PeriodCalendar.days(endingAt: date, count: historyDays)
         let statistics = cache.l1.statistics
         let status = store.status

@@ -48,6 +48,74 @@ enum LedgerEntry {
         return writer.bytes
     }
 
+    /// Records Redis counted for this daemon, with the alerts each fired.
+    static func countedInRedis(_ counted: [(record: SpendRecord, alerts: [BudgetAlert])]) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 64 + counted.count * 256)
+        writer.beginObject()
+        writer.field("k", "rc")
+        writer.field("rs") { writer in
+            writer.beginArray()
+            for (record, alerts) in counted {
+                writer.beginObject()
+                writer.field("r") { record.write(to: &$0) }
+                if !alerts.isEmpty {
+                    writer.field("al") { writer in
+                        writer.beginArray()
+                        for alert in alerts {
+                            alert.writeCompact(to: &writer)
+                            writer.comma()
+                        }
+                        writer.endArray()
+                    }
+                }
+                writer.endObject()
+                writer.comma()
+            }
+            writer.endArray()
+        }
+        writer.endObject()
+        return writer.bytes
+    }
+
+    /// Alert flags seen set in Redis.
+    static func firedInRedis(_ alerts: [(scope: BudgetScope, period: String, level: AlertLevel)]) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 64 + alerts.count * 48)
+        writer.beginObject()
+        writer.field("k", "rf")
+        writer.field("al") { writer in
+            writer.beginArray()
+            for alert in alerts {
+                writer.beginObject()
+                writer.field("s", alert.scope.rawValue)
+                writer.field("p", alert.period)
+                writer.field("l", alert.level.rawValue)
+                writer.endObject()
+                writer.comma()
+            }
+            writer.endArray()
+        }
+        writer.endObject()
+        return writer.bytes
+    }
+
+    static func redisEpoch(_ epoch: String) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 64)
+        writer.beginObject()
+        writer.field("k", "re")
+        writer.field("epoch", epoch)
+        writer.endObject()
+        return writer.bytes
+    }
+
+    static func daemonId(_ id: String) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 64)
+        writer.beginObject()
+        writer.field("k", "id")
+        writer.field("id", id)
+        writer.endObject()
+        return writer.bytes
+    }
+
     static func cacheCounters(_ counters: CacheCounterSet, day: String) -> [UInt8] {
         var writer = JSONWriter(reservingCapacity: 96)
         writer.beginObject()

@@ -81,8 +81,33 @@ extension SpendLedger.State {
             backlog.add(record, reservation: json["rsv"]?.stringValue)
         case "bd":
             backlog.remove((json["ids"]?.arrayValue ?? []).compactMap(\.stringValue))
+        case "rc":
+            keepCounted(
+                (json["rs"]?.arrayValue ?? []).compactMap { element in
+                    guard let recordJSON = element["r"], let record = SpendRecord(json: recordJSON) else { return nil }
+                    return (record, (element["al"]?.arrayValue ?? []).compactMap(BudgetAlert.init(compact:)))
+                })
+        case "rf":
+            for alert in json["al"]?.arrayValue ?? [] {
+                guard let scope = alert["s"]?.stringValue.flatMap(BudgetScope.init(rawValue:)), let period = alert["p"]?.stringValue,
+                    let level = alert["l"]?.stringValue.flatMap(AlertLevel.init(rawValue:))
+                else { continue }
+                redisBook.markFired(scope, period: period, level: level)
+            }
+        case "re":
+            redisEpoch = json["epoch"]?.stringValue
+        case "id":
+            daemonId = json["id"]?.stringValue ?? daemonId
         default:
             break
+        }
+    }
+
+    /// Records Redis counted for this daemon, into ``redisBook``.
+    mutating func keepCounted(_ counted: [(record: SpendRecord, alerts: [BudgetAlert])]) {
+        for (record, alerts) in counted {
+            redisBook.apply(record)
+            for alert in alerts { redisBook.markFired(alert.scope, period: alert.period, level: alert.level) }
         }
     }
 
@@ -98,6 +123,9 @@ extension SpendLedger.State {
         writer.field("v", 1)
         writer.field("gen", generation)
         writer.field("book") { book.writeSnapshot(to: &$0) }
+        writer.field("redisBook") { redisBook.writeSnapshot(to: &$0) }
+        if let redisEpoch { writer.field("redisEpoch", redisEpoch) }
+        writer.field("daemonId", daemonId)
         let waiting = backlog.pending()
         writer.field("backlog") { writer in
             writer.beginArray()
@@ -148,6 +176,9 @@ extension SpendLedger.State {
             let bookJSON = json["book"]
         else { throw SnapshotError("snapshot.json is not a costd ledger snapshot (version 1)") }
         book = try SpendBook(snapshot: bookJSON)
+        if let redisBookJSON = json["redisBook"] { redisBook = try SpendBook(snapshot: redisBookJSON) }
+        redisEpoch = json["redisEpoch"]?.stringValue
+        daemonId = json["daemonId"]?.stringValue ?? daemonId
         self.generation = Int(generation)
         let reservations = json["backlogReservations"]
         for element in json["backlog"]?.arrayValue ?? [] {

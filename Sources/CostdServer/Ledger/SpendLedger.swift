@@ -45,6 +45,13 @@ public final class SpendLedger: Sendable {
         var reserved: [String: Money] = [:]
         /// With Redis: records acknowledged while it was unreachable, in order, until replayed.
         var backlog = Backlog()
+        /// With Redis: the spend this daemon counted there, and the alert flags it has seen set,
+        /// kept to put back if Redis loses them (``RestoreSpendScript``).
+        var redisBook = SpendBook()
+        /// The token of Redis's spend canary that `redisBook` was last put back under or counted in.
+        var redisEpoch: String?
+        /// This daemon's name among those sharing a Redis: made once, kept in the ledger.
+        var daemonId = ""
     }
 
     struct Reservation: Sendable {
@@ -77,6 +84,10 @@ public final class SpendLedger: Sendable {
             apply: { json in state.apply(entry: json, sequence: 0, nowMillis: nowMillis) }
         )
         state.generation = log.openedGeneration
+        if state.daemonId.isEmpty {
+            state.daemonId = UUID().uuidString.lowercased()
+            log.append(LedgerEntry.daemonId(state.daemonId))
+        }
         self.state = Mutex(state)
     }
 
@@ -240,12 +251,71 @@ public final class SpendLedger: Sendable {
 
     public var backlogCount: Int { state.withLock { $0.backlog.count } }
 
-    /// Marks records as counted in Redis.
-    public func markReplayed(_ recordIds: [String]) {
-        guard !recordIds.isEmpty else { return }
+    /// Takes replayed records out of the backlog: they are in Redis now (counted by this call,
+    /// or by an attempt that timed out after Redis had taken it), so they join ``keepCounted(_:)``.
+    public func markReplayed(_ counted: [(record: SpendRecord, alerts: [BudgetAlert])]) {
+        guard !counted.isEmpty else { return }
         state.withLock { state in
-            state.backlog.remove(recordIds)
-            log.append(LedgerEntry.replayed(recordIds))
+            let ids = counted.map(\.record.recordId)
+            state.backlog.remove(ids)
+            log.append(LedgerEntry.replayed(ids))
+            state.keepCounted(counted)
+            log.append(LedgerEntry.countedInRedis(counted))
+        }
+    }
+
+    // MARK: - This daemon's spend in Redis
+
+    /// Keeps records Redis counted for this daemon (with the alerts they fired), so that they can
+    /// be put back if Redis loses them. Not waited for: Redis holds them already; this copy is
+    /// written before the records are acknowledged all the same (``LedgerSettings/Fsync``).
+    public func keepCounted(_ counted: [(record: SpendRecord, alerts: [BudgetAlert])]) {
+        guard !counted.isEmpty else { return }
+        state.withLock { state in
+            state.keepCounted(counted)
+            log.append(LedgerEntry.countedInRedis(counted))
+        }
+    }
+
+    /// Alert flags seen set in Redis (by any daemon), so that a restore sets them again and no
+    /// alert fires twice.
+    public func noteFiredInRedis(_ alerts: [(scope: BudgetScope, period: String, level: AlertLevel)]) {
+        state.withLock { state in
+            let new = alerts.filter { !state.redisBook.hasFired($0.scope, period: $0.period, level: $0.level) }
+            guard !new.isEmpty else { return }
+            for alert in new { state.redisBook.markFired(alert.scope, period: alert.period, level: alert.level) }
+            log.append(LedgerEntry.firedInRedis(new))
+        }
+    }
+
+    /// The canary's token Redis last held for this daemon, and this daemon's id.
+    public var redisIdentity: (epoch: String?, daemonId: String) {
+        state.withLock { ($0.redisEpoch, $0.daemonId) }
+    }
+
+    /// Redis now holds this daemon's spend under `epoch`.
+    public func adoptRedisEpoch(_ epoch: String) {
+        state.withLock { state in
+            guard state.redisEpoch != epoch else { return }
+            state.redisEpoch = epoch
+            log.append(LedgerEntry.redisEpoch(epoch))
+        }
+    }
+
+    /// What this daemon counted in Redis in `month`: each day's totals, the month's spend and the
+    /// alert flags of the month and its days seen set.
+    public func countedInRedis(month: String) -> (days: [(day: String, totals: PeriodTotals)], monthSpent: Money, fired: [(BudgetScope, String, AlertLevel)]) {
+        state.withLock { state in
+            let book = state.redisBook
+            let days = book.days.filter { $0.key.hasPrefix(month) }.sorted { $0.key < $1.key }.map { (day: $0.key, totals: $0.value) }
+            var fired: [(BudgetScope, String, AlertLevel)] = []
+            for level in [AlertLevel.warning, .exceeded] {
+                if book.hasFired(.month, period: month, level: level) { fired.append((.month, month, level)) }
+                for day in PeriodCalendar.daysOf(month: month) where book.hasFired(.day, period: day, level: level) {
+                    fired.append((.day, day, level))
+                }
+            }
+            return (days, book.spent(.month, period: month), fired)
         }
     }
 
@@ -258,7 +328,10 @@ public final class SpendLedger: Sendable {
         guard !state.compacting, log.bytesInCurrentLog > settings.compactAfterBytes else { return }
         state.compacting = true
         let oldest = PeriodCalendar.days(endingAt: SpendLedger.utcDay(nowMillis), count: settings.historyDays).first
-        if let oldest { state.book.forgetDays(before: oldest) }
+        if let oldest {
+            state.book.forgetDays(before: oldest)
+            state.redisBook.forgetDays(before: oldest)
+        }
         state.generation += 1
         let generation = state.generation
         let snapshot = state.snapshot(generation: generation, nowMillis: nowMillis)

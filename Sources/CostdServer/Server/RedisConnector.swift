@@ -33,12 +33,13 @@ public final class RedisConnector: Sendable {
         )
     }
 
-    /// Starts connecting; waits up to `waitMillis` for the first connection, and says whether it came.
+    /// Starts connecting; waits up to `waitMillis` for the first connection and for the spend
+    /// check that follows it (eviction policy, canary), and says whether both came.
     public func start(engine: CostdEngine, waitMillis: Int64) -> Bool {
         slot.engine.withLock { $0 = engine }
         client.start()
         subscriber.start()
-        return client.waitUntilAvailable(timeoutMillis: waitMillis)
+        return client.waitUntilAvailable(timeoutMillis: waitMillis) && engine.store.waitUntilReady(timeoutMillis: waitMillis)
     }
 
     public func stop() {

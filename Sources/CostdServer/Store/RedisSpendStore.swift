@@ -1,5 +1,6 @@
 import CostdCore
 import CostdRedis
+import Foundation
 import Logging
 import NIOCore
 import Synchronization
@@ -10,12 +11,22 @@ import Synchronization
 /// cannot take a record in time, it goes to the local ledger's backlog, is acknowledged from
 /// there, and is replayed into Redis when it is back; the script ignores a record id it has
 /// already counted, so a record that did reach Redis before a timeout is not counted twice.
+///
+/// Spend goes to Redis only while Redis will keep it (``RedisSpendPlacement``): its eviction
+/// policy cannot pick spend keys, and its spend canary holds the token this daemon knows. Every
+/// record Redis counts is also kept in the ledger (``SpendLedger/keepCounted(_:)``), so that
+/// when Redis loses spend (a flush, an eviction, a restart without persistence) each daemon puts
+/// its own back, once (``RestoreSpendScript``). Until then records wait in the backlog.
 public final class RedisSpendStore: SpendStore {
     let redis: RedisClient
     let ledger: SpendLedger
     let keys: RedisKeys
     let settings: RedisSettings
+    let clock: CostdClock
     let logger: Logger
+    private let placement = Mutex(RedisSpendPlacement())
+    /// Signalled when a spend check ends, for ``waitUntilReady(timeoutMillis:)``.
+    private let checked = NSCondition()
     /// Spend of periods as last read from Redis (`d:<day>`, `m:<month>`).
     private let known = Mutex<[String: Money]>([:])
     /// Cache lookups not yet added to the fleet's counters in Redis.
@@ -23,12 +34,18 @@ public final class RedisSpendStore: SpendStore {
     private let replaying = Atomic<Bool>(false)
     private let replayErrorLogged = Atomic<Bool>(false)
 
-    public init(redis: RedisClient, ledger: SpendLedger, logger: Logger) {
+    public init(redis: RedisClient, ledger: SpendLedger, clock: CostdClock = .system, logger: Logger) {
         self.redis = redis
         self.ledger = ledger
         self.settings = redis.settings
         self.keys = RedisKeys(prefix: redis.settings.keyPrefix)
+        self.clock = clock
         self.logger = logger
+    }
+
+    /// Redis is up and keeps spend: records and reservations go to it.
+    private var spendGoesToRedis: Bool {
+        redis.isAvailable && placement.withLock { $0.spendGoesToRedis }
     }
 
     // MARK: - Recording
@@ -47,10 +64,13 @@ public final class RedisSpendStore: SpendStore {
     public func record(
         _ record: SpendRecord, rememberId: Bool, reservation: String?, budget: BudgetSettings, on eventLoop: any EventLoop
     ) -> EventLoopFuture<RecordReceipt> {
-        guard redis.isAvailable else { return backlog(record, reservation: reservation, budget: budget, on: eventLoop) }
+        guard spendGoesToRedis, let epoch = ledger.redisIdentity.epoch else {
+            return backlog(record, reservation: reservation, budget: budget, on: eventLoop)
+        }
         let promise = eventLoop.makePromise(of: RecordReceipt.self)
         let pending = PendingRecord(
-            call: RecordBatchScript.Record(record: record, reservation: reservation, budget: budget, settings: settings, keys: keys),
+            call: RecordBatchScript.Record(
+                record: record, reservation: reservation, budget: budget, epoch: epoch, settings: settings, keys: keys),
             record: record, budget: budget, promise: promise
         )
         let first = pendingRecords.withLock { batches -> Bool in
@@ -73,9 +93,12 @@ public final class RedisSpendStore: SpendStore {
                 .whenComplete { result in
                     switch result {
                     case .success(let outcomes) where outcomes.count == batch.count:
-                        for (pending, outcome) in zip(batch, outcomes) {
-                            pending.promise.succeed(self.receipt(from: outcome, for: pending.record, budget: pending.budget))
+                        let receipts = zip(batch, outcomes).map { pending, outcome in
+                            self.receipt(from: outcome, for: pending.record, budget: pending.budget)
                         }
+                        // Kept before they are acknowledged, to be put back if Redis loses them.
+                        self.ledger.keepCounted(receipts.filter { !$0.duplicate }.map { ($0.record, $0.alerts) })
+                        for (pending, receipt) in zip(batch, receipts) { pending.promise.succeed(receipt) }
                     case .success(let outcomes):
                         // A script that answers for fewer records than it was given is a bug; the
                         // backlog's replay counts each record once all the same.
@@ -83,6 +106,7 @@ public final class RedisSpendStore: SpendStore {
                         self.backlogAll(batch, on: eventLoop, reason: "short answer")
                     case .failure(let error):
                         self.backlogAll(batch, on: eventLoop, reason: "\(error)")
+                        if RedisSpendStore.isEpochChange(error) { self.spendCanaryChanged(on: eventLoop) }
                     }
                 }
         }
@@ -146,8 +170,17 @@ public final class RedisSpendStore: SpendStore {
         -> EventLoopFuture<ReservationGrant>
     {
         // A hard budget shared through Redis cannot be enforced without it: refuse rather than guess.
-        guard redis.isAvailable else { return eventLoop.makeFailedFuture(RedisError.unavailable) }
-        return redis.run(ReserveScript(request: request, budget: budget, keys: keys), timeoutMillis: settings.recordTimeoutMillis, on: eventLoop)
+        if let reason = placement.withLock({ $0.reasonSpendIsNotInRedis }) {
+            return eventLoop.makeFailedFuture(RedisError.spendNotKept(reason))
+        }
+        guard spendGoesToRedis, let epoch = ledger.redisIdentity.epoch else { return eventLoop.makeFailedFuture(RedisError.unavailable) }
+        let reserved = redis.run(
+            ReserveScript(request: request, budget: budget, epoch: epoch, keys: keys), timeoutMillis: settings.recordTimeoutMillis,
+            on: eventLoop)
+        reserved.whenFailure { error in
+            if RedisSpendStore.isEpochChange(error) { self.spendCanaryChanged(on: eventLoop) }
+        }
+        return reserved
             .flatMapThrowing { reply in
                 switch reply {
                 case .refused(let scope, let spent, let reserved):
@@ -286,18 +319,148 @@ public final class RedisSpendStore: SpendStore {
 
     public var status: StoreStatus {
         let state = redis.state
-        return StoreStatus(kind: .redis, state: state.up ? "up" : "down", backlog: ledger.backlogCount, lastError: state.lastError)
+        var status = StoreStatus(kind: .redis, state: state.up ? "up" : "down", backlog: ledger.backlogCount, lastError: state.lastError)
+        placement.withLock { placement in
+            status.spendIn = state.up && placement.spendGoesToRedis ? "redis" : "ledger"
+            status.spendNote = placement.reasonSpendIsNotInRedis
+            status.spendRestores = placement.restores
+        }
+        return status
     }
 
     public func maintain(today: String, budget: BudgetSettings, on eventLoop: any EventLoop) {
         guard redis.isAvailable else { return }
         pushFleetCounters(on: eventLoop)
         refreshKnownSpend(today: today, on: eventLoop)
-        replayBacklog(on: eventLoop, budget: budget)
+        checkSpend(today: today, budget: budget, on: eventLoop)
+        purgeOldPeriodsIfDue(today: today, on: eventLoop)
     }
 
-    public func backendBecameAvailable(budget: BudgetSettings, on eventLoop: any EventLoop) {
-        replayBacklog(on: eventLoop, budget: budget)
+    public func backendBecameAvailable(today: String, budget: BudgetSettings, on eventLoop: any EventLoop) {
+        placement.withLock { $0.connected() }
+        checkSpend(today: today, budget: budget, on: eventLoop)
+    }
+
+    public func waitUntilReady(timeoutMillis: Int64) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: Double(timeoutMillis) / 1000)
+        checked.lock()
+        defer { checked.unlock() }
+        while !placement.withLock({ $0.checkedSinceConnect }) {
+            guard checked.wait(until: deadline) else { return false }
+        }
+        return true
+    }
+
+    // MARK: - Keeping spend safe
+
+    static func isEpochChange(_ error: any Error) -> Bool {
+        "\(error)".contains(RecordBatchScript.epochChanged)
+    }
+
+    /// A script found another canary token than this daemon's: records wait in the backlog until
+    /// the next upkeep (a second at most) has put this daemon's spend back.
+    private func spendCanaryChanged(on eventLoop: any EventLoop) {
+        placement.withLock { $0.canaryChanged() }
+    }
+
+    /// Reads the eviction policy when due, then the canary; puts this daemon's spend back when
+    /// Redis lost it; then replays the backlog. One check at a time.
+    private func checkSpend(today: String, budget: BudgetSettings, on eventLoop: any EventLoop) {
+        let now = clock.monotonicNanos
+        guard let step = placement.withLock({ $0.beginCheck(nowNanos: now) }) else { return }
+        var probe: EventLoopFuture<Void> = eventLoop.makeSucceededVoidFuture()
+        if step.readPolicy {
+            probe = redis.execute([.make("INFO", "memory")], timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).map { replies in
+                let policy = replies.first?.text.flatMap(RedisMemoryPolicy.init(info:))
+                if policy == nil { self.logger.warning("INFO memory did not give the eviction policy; spend is kept in Redis") }
+                let change = self.placement.withLock { $0.policyRead(policy, nowNanos: now) }
+                if let reason = change.newReason {
+                    self.logger.critical("Redis will not keep spend safely", metadata: ["reason": "\(reason)"])
+                } else if change.becameSafe {
+                    self.logger.notice("Redis keeps spend again: the backlog goes to it", metadata: ["policy": "\(policy?.policy ?? "?")"])
+                }
+            }
+        }
+        probe.flatMap { () -> EventLoopFuture<Void> in
+            guard self.placement.withLock({ $0.reasonSpendIsNotInRedis == nil }) else { return eventLoop.makeSucceededVoidFuture() }
+            return self.checkCanary(today: today, fixTTLs: step.firstSinceConnect, on: eventLoop)
+        }.whenComplete { result in
+            if case .failure(let error) = result {
+                self.logger.debug("Spend check failed; tried again at the next upkeep", metadata: ["error": "\(error)"])
+            }
+            self.placement.withLock { $0.endCheck(succeeded: (try? result.get()) != nil) }
+            self.checked.broadcast()
+            if self.spendGoesToRedis { self.replayBacklog(on: eventLoop, budget: budget) }
+        }
+    }
+
+    /// One round trip in the usual case: the canary and the open periods' alert flags. When the
+    /// canary is not this daemon's token, this daemon's spend of the open month goes back.
+    private func checkCanary(today: String, fixTTLs: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let month = PeriodCalendar.monthKey(ofDay: today)
+        let flags: [(scope: BudgetScope, period: String, level: AlertLevel)] = [
+            (.day, today, .warning), (.day, today, .exceeded), (.month, month, .warning), (.month, month, .exceeded),
+        ]
+        var commands: [RedisCommand] = [.make("GET", keys.spendEpoch), (["MGET"] + flags.map { keys.alert($0.scope, $0.period, $0.level) }).map(\.redisBytes)]
+        if fixTTLs {
+            // Keys written by costd before 0.3 carry a TTL, which a volatile-* policy may evict.
+            commands += ([keys.day(today), keys.month(month)] + flags.map { keys.alert($0.scope, $0.period, $0.level) }).map { .make("PERSIST", $0) }
+        }
+        let (known, _) = ledger.redisIdentity
+        return redis.execute(commands, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).flatMap { replies in
+            let set = zip(flags, replies[1].array ?? []).filter { $0.1.bytes != nil }.map(\.0)
+            self.ledger.noteFiredInRedis(set)
+            if let epoch = replies[0].text, epoch == known { return eventLoop.makeSucceededVoidFuture() }
+            return self.restoreSpend(month: month, known: known, lost: replies[0].text == nil, on: eventLoop)
+        }
+    }
+
+    /// Puts this daemon's spend of `month` back under the canary's token (a new one if Redis
+    /// has none), once per daemon and token, and adopts the token.
+    private func restoreSpend(month: String, known: String?, lost: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let own = ledger.countedInRedis(month: month)
+        var hashes = own.days.map { RestoreSpendScript.Increments(key: keys.day($0.day), fields: SpendSchema.dayHashFields(of: $0.totals)) }
+        if own.monthSpent != .zero {
+            hashes.append(RestoreSpendScript.Increments(key: keys.month(month), fields: [(SpendSchema.Total.spent, own.monthSpent.nanos)]))
+        }
+        let call = RestoreSpendScript(
+            knownEpoch: known, newEpoch: UUID().uuidString.lowercased(), daemonId: ledger.redisIdentity.daemonId,
+            hashes: hashes, alertKeys: own.fired.map { keys.alert($0.0, $0.1, $0.2) }, keys: keys
+        )
+        return redis.run(call, timeoutMillis: max(settings.recordTimeoutMillis, 5_000), on: eventLoop).map { reply in
+            if known != nil {
+                self.placement.withLock { $0.restores += 1 }
+                self.logger.critical(
+                    "Redis lost spend (FLUSHALL or FLUSHDB, an eviction, or a restart without persistence): this daemon's spend of the open month is back in it",
+                    metadata: [
+                        "canary": "\(lost ? "missing" : "replaced")", "restored": "\(reply.restored)",
+                        "spentUsd": "\(own.monthSpent.decimalString)", "days": "\(own.days.count)",
+                    ]
+                )
+            }
+            self.ledger.adoptRedisEpoch(reply.epoch)
+        }
+    }
+
+    /// Totals and alert flags carry no TTL (an eviction policy must never pick them): old periods
+    /// are deleted here, hourly, by name. Each pass deletes the 62 days (and their months) just
+    /// past the horizons, so a fleet stopped for up to two months leaves nothing behind.
+    private func purgeOldPeriodsIfDue(today: String, on eventLoop: any EventLoop) {
+        let now = clock.monotonicNanos
+        guard placement.withLock({ $0.purgeDue(nowNanos: now) }) else { return }
+        let dayHorizon = PeriodCalendar.days(endingAt: today, count: Int(settings.dayKeyTTLDays) + 62)
+        let monthHorizon = PeriodCalendar.days(endingAt: today, count: Int(settings.monthKeyTTLDays) + 62)
+        var names: [String] = []
+        for day in dayHorizon.prefix(62) {
+            names += [keys.day(day), keys.alert(.day, day, .warning), keys.alert(.day, day, .exceeded)]
+        }
+        let oldestKeptMonth = PeriodCalendar.monthKey(ofDay: monthHorizon[62])
+        for month in Set(monthHorizon.prefix(62).map(PeriodCalendar.monthKey(ofDay:))) where month < oldestKeptMonth {
+            names += [keys.month(month), keys.alert(.month, month, .warning), keys.alert(.month, month, .exceeded)]
+        }
+        redis.execute([(["UNLINK"] + names).map(\.redisBytes)], timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).whenFailure { _ in
+            self.placement.withLock { $0.purgeFailed() }
+        }
     }
 
     private func refreshKnownSpend(today: String, on eventLoop: any EventLoop) {
@@ -323,10 +486,15 @@ public final class RedisSpendStore: SpendStore {
     }
 
     private func replayNextBatch(on eventLoop: any EventLoop, budget: BudgetSettings) {
+        let epoch = ledger.redisIdentity.epoch ?? ""
         let pending = ledger.pendingBacklog(limit: 256).map { entry in
-            (entry.record, RecordBatchScript.Record(record: entry.record, reservation: entry.reservation, budget: budget, settings: settings, keys: keys))
+            (
+                entry.record,
+                RecordBatchScript.Record(
+                    record: entry.record, reservation: entry.reservation, budget: budget, epoch: epoch, settings: settings, keys: keys)
+            )
         }
-        guard !pending.isEmpty, redis.isAvailable else {
+        guard !pending.isEmpty, spendGoesToRedis else {
             replaying.store(false, ordering: .relaxed)
             return
         }
@@ -339,19 +507,21 @@ public final class RedisSpendStore: SpendStore {
                 self.replaying.store(false, ordering: .relaxed)
                 return
             }
-            var done: [String] = []
+            var done: [(record: SpendRecord, alerts: [BudgetAlert])] = []
             var rejected = false
             for (batch, reply) in zip(batches, replies) {
                 do {
                     let outcomes = try RecordBatchScript.parse(reply)
                     guard outcomes.count == batch.count else { throw RedisScriptError("answered \(outcomes.count) of \(batch.count) records") }
                     for ((record, _), outcome) in zip(batch, outcomes) {
-                        done.append(record.recordId)
-                        for alert in self.receipt(from: outcome, for: record, budget: budget).alerts where !outcome.duplicate {
+                        let receipt = self.receipt(from: outcome, for: record, budget: budget)
+                        done.append((receipt.record, receipt.alerts))
+                        for alert in receipt.alerts where !outcome.duplicate {
                             alert.log(to: self.logger, replayed: true)
                         }
                     }
                 } catch {
+                    if RedisSpendStore.isEpochChange(error) { self.spendCanaryChanged(on: eventLoop) }
                     if !self.replayErrorLogged.exchange(true, ordering: .relaxed) {
                         self.logger.error("Backlog records rejected by Redis; kept for later", metadata: ["recordId": "\(batch[0].0.recordId)", "error": "\(error)"])
                     }

@@ -44,5 +44,7 @@ extension SpendLedger: SpendStore {
     public func maintain(today: String, budget: BudgetSettings, on eventLoop: any EventLoop) {}
 
     /// The ledger is local: it is never away.
-    public func backendBecameAvailable(budget: BudgetSettings, on eventLoop: any EventLoop) {}
+    public func backendBecameAvailable(today: String, budget: BudgetSettings, on eventLoop: any EventLoop) {}
+
+    public func waitUntilReady(timeoutMillis: Int64) -> Bool { true }
 }

@@ -34,7 +34,11 @@ public protocol SpendStore: Sendable {
 
     /// The store's backend is reachable again (Redis came back): catch up at once rather than at
     /// the next upkeep.
-    func backendBecameAvailable(budget: BudgetSettings, on eventLoop: any EventLoop)
+    func backendBecameAvailable(today: String, budget: BudgetSettings, on eventLoop: any EventLoop)
+
+    /// Waits (off the event loops, at start) until the backend has been checked and spend can go
+    /// to it; false when `timeoutMillis` passed first.
+    func waitUntilReady(timeoutMillis: Int64) -> Bool
 
     func close()
 }
@@ -69,6 +73,12 @@ public struct StoreStatus: Sendable {
     /// Records acknowledged while Redis was unreachable, not yet in Redis.
     public var backlog: Int
     public var lastError: String?
+    /// With Redis: where spend goes now, `redis` or `ledger` (the backlog).
+    public var spendIn: String?
+    /// Why spend is not kept in Redis, when its eviction policy may evict it.
+    public var spendNote: String?
+    /// Times this daemon put its spend back into Redis after Redis lost it, since start.
+    public var spendRestores = 0
 }
 
 public struct ReservationGrant: Sendable {
