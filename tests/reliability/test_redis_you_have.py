@@ -2,7 +2,9 @@
 full `noeviction` Redis, and a FLUSHALL under two daemons. Real redis-server, real daemons."""
 from __future__ import annotations
 
+import socket
 import time
+import urllib.request
 import uuid
 from decimal import Decimal
 
@@ -23,6 +25,20 @@ def record_all(client: costd.Client, amounts: list[str]) -> list[dict]:
     return [client.record("gpt-4o", costUsd=float(Decimal(a)), recordId=str(uuid.uuid4())) for a in amounts]
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        for line in answer.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"no {name} in the metrics")
+
+
 def total(client: costd.Client) -> int:
     return nanos(client.report()["totalCostUsd"])
 
@@ -37,11 +53,13 @@ def info(redis, field: str) -> str:
 def test_allkeys_lru_keeps_spend_out_of_redis_and_loses_none(make_daemon, redis) -> None:
     redis.cli("CONFIG", "SET", "maxmemory", "3mb")
     redis.cli("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
-    daemon = make_daemon("lru", args=["--redis", redis.url])
+    port = free_port()
+    daemon = make_daemon("lru", args=["--redis", redis.url, "--metrics-listen", f"127.0.0.1:{port}"])
     amounts = ["0.25"] * 5
     with costd.Client(daemon.socket) as client:
         status = client.ping()["redis"]
         assert status["spendIn"] == "ledger"
+        assert metric(port, "costd_redis_spend_kept") == 0
         assert "allkeys-lru" in status["spendNote"]
         receipts = record_all(client, amounts)
         assert all(r.get("backlogged") for r in receipts), "acknowledged from the ledger, not from Redis"
@@ -106,12 +124,14 @@ def test_noeviction_at_its_limit_acknowledges_every_record_and_counts_each_once(
 
 def test_flushall_with_two_daemons_rebuilds_the_fleets_spend_and_fires_no_alert_twice(make_daemon, redis) -> None:
     config = "[budget]\ndaily = 10.00\nwarning_fraction = 0.8\n"
-    a = make_daemon("fa", config=config, args=["--redis", redis.url])
+    port = free_port()
+    a = make_daemon("fa", config=config, args=["--redis", redis.url, "--metrics-listen", f"127.0.0.1:{port}"])
     b = make_daemon("fb", config=config, args=["--redis", redis.url])
     with costd.Client(a.socket) as client_a, costd.Client(b.socket) as client_b:
         fired = [alert for r in record_all(client_a, ["1.5"] * 3) + record_all(client_b, ["1.0"] * 4) for alert in r["alerts"]]
         assert [(alert["scope"], alert["level"]) for alert in fired] == [("day", "warning")], fired
         acknowledged = nanos("8.5")
+        assert metric(port, "costd_redis_spend_kept") == 1 and metric(port, "costd_redis_spend_restores_total") == 0
         assert total(client_a) == acknowledged
         flushed_at = time.monotonic()
         assert redis.cli("FLUSHALL").strip() == "OK"
@@ -123,5 +143,6 @@ def test_flushall_with_two_daemons_rebuilds_the_fleets_spend_and_fires_no_alert_
         assert [(alert["scope"], alert["level"]) for alert in again] == [("day", "exceeded")], again
         assert total(client_b) == nanos("10.5")
         assert client_a.ping()["redis"]["spendRestores"] == 1 and client_b.ping()["redis"]["spendRestores"] == 1
+        assert metric(port, "costd_redis_spend_restores_total") == 1
     for daemon in (a, b):
         assert "Redis lost spend" in daemon.log

@@ -25,6 +25,12 @@ public final class DaemonMetrics: Sendable {
     /// Only with Redis configured: an embedded daemon has no Redis to be up or down.
     private let redisUp: CoreMetrics.Gauge?
     private let backlog: CoreMetrics.Gauge?
+    /// 1 while spend goes to Redis, 0 while it is kept in the local ledger (Redis down, its
+    /// eviction policy unsafe, or its canary being checked).
+    private let spendInRedis: CoreMetrics.Gauge?
+    /// Times this daemon put its spend back after Redis lost it.
+    private let spendRestores: CoreMetrics.Counter?
+    private let spendRestoresCounted = Atomic<Int>(0)
     private let l1Entries: CoreMetrics.Gauge
     private let l1Bytes: CoreMetrics.Gauge
     private let connections: CoreMetrics.Gauge
@@ -78,6 +84,8 @@ public final class DaemonMetrics: Sendable {
         ]
         redisUp = withRedis ? CoreMetrics.Gauge(label: "costd_redis_up", dimensions: [], factory: factory) : nil
         backlog = withRedis ? CoreMetrics.Gauge(label: "costd_backlog_records", dimensions: [], factory: factory) : nil
+        spendInRedis = withRedis ? CoreMetrics.Gauge(label: "costd_redis_spend_kept", dimensions: [], factory: factory) : nil
+        spendRestores = withRedis ? CoreMetrics.Counter(label: "costd_redis_spend_restores_total", dimensions: [], factory: factory) : nil
         l1Entries = CoreMetrics.Gauge(label: "costd_l1_entries", dimensions: [], factory: factory)
         l1Bytes = CoreMetrics.Gauge(label: "costd_l1_bytes", dimensions: [], factory: factory)
         connections = CoreMetrics.Gauge(label: "costd_connections", dimensions: [], factory: factory)
@@ -114,6 +122,9 @@ public final class DaemonMetrics: Sendable {
         }
         redisUp?.record(store.state == "up" ? 1 : 0)
         backlog?.record(store.backlog)
+        spendInRedis?.record(store.spendIn == "redis" ? 1 : 0)
+        let restored = store.spendRestores - spendRestoresCounted.exchange(store.spendRestores, ordering: .relaxed)
+        if restored > 0 { spendRestores?.increment(by: restored) }
         l1Entries.record(l1.entries)
         l1Bytes.record(l1.usedBytes)
         connections.record(count)

@@ -1,0 +1,73 @@
+import CostdCore
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import CostdServer
+
+/// What a daemon keeps of its own spend in Redis, to put it back if Redis loses it: it survives a
+/// restart (log replay) and a compaction (snapshot).
+@Suite("Ledger: this daemon's spend in Redis")
+struct SpendLedgerRedisCopyTests {
+    static func record(_ id: String, _ day: String, _ dollars: String) -> SpendRecord {
+        SpendRecord(recordId: id, unixMillis: 0, day: day, model: "gpt-4o", user: "ann", cost: Money(usd: dollars)!, inputTokens: 10)
+    }
+
+    static func expectKept(_ ledger: SpendLedger, epoch: String, daemonId: String) {
+        #expect(ledger.redisIdentity.epoch == epoch)
+        #expect(ledger.redisIdentity.daemonId == daemonId)
+        let november = ledger.countedInRedis(month: "2026-11")
+        #expect(november.days.map(\.day) == ["2026-11-29", "2026-11-30"])
+        #expect(november.days.map(\.totals.spent) == [Money(usd: "1.5")!, Money(usd: "0.25")!])
+        #expect(november.days[0].totals.byUser["ann"]?.requests == 2)
+        #expect(november.monthSpent == Money(usd: "1.75")!, "October's record is not November's")
+        #expect(november.fired.map { "\($0.0.rawValue)/\($0.1)/\($0.2.rawValue)" }.sorted() == [
+            "day/2026-11-29/warning", "month/2026-11/exceeded",
+        ])
+        #expect(ledger.countedInRedis(month: "2026-10").monthSpent == Money(usd: "9")!)
+    }
+
+    @Test func ownSpendEpochAndDaemonIdSurviveARestartAndACompaction() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("costd-redis-copy-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let logger = Logger(label: "test")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+
+        var ledger = try SpendLedger(directory: directory, settings: LedgerSettings(), logger: logger)
+        let daemonId = ledger.redisIdentity.daemonId
+        #expect(!daemonId.isEmpty)
+        #expect(ledger.redisIdentity.epoch == nil)
+        let warning = BudgetAlert(scope: .day, level: .warning, period: "2026-11-29", spent: .dollars(1), budget: .dollars(1))
+        ledger.keepCounted([
+            (Self.record("a", "2026-11-29", "1"), [warning]), (Self.record("b", "2026-11-29", "0.5"), []),
+            (Self.record("old", "2026-10-31", "9"), []),
+        ])
+        ledger.keepCounted([(Self.record("c", "2026-11-30", "0.25"), [])])
+        ledger.noteFiredInRedis([(.month, "2026-11", .exceeded), (.day, "2026-11-29", .warning)])
+        ledger.adoptRedisEpoch("e1")
+        Self.expectKept(ledger, epoch: "e1", daemonId: daemonId)
+        ledger.close()
+
+        ledger = try SpendLedger(directory: directory, settings: LedgerSettings(), logger: logger)
+        Self.expectKept(ledger, epoch: "e1", daemonId: daemonId)
+
+        // A compaction (any record past a one-byte limit) writes it all into the snapshot.
+        ledger.close()
+        var settings = LedgerSettings()
+        settings.compactAfterBytes = 1
+        ledger = try SpendLedger(directory: directory, settings: settings, logger: logger)
+        _ = try ledger.commit(
+            SpendRecord(recordId: "embedded", unixMillis: 1_796_000_000_000, day: "2026-11-30", model: "m", cost: .zero),
+            rememberId: false, budget: BudgetSettings(), nowMillis: 1_796_000_000_000, on: group.next()
+        ).wait()
+        ledger.close()
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory)
+        #expect(files.contains("snapshot.json"))
+        ledger = try SpendLedger(directory: directory, settings: LedgerSettings(), logger: logger)
+        Self.expectKept(ledger, epoch: "e1", daemonId: daemonId)
+        ledger.close()
+    }
+}
