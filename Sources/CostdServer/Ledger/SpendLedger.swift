@@ -65,12 +65,15 @@ public final class SpendLedger: Sendable {
     private let log: LedgerLog
     private let settings: LedgerSettings
     private let logger: Logger
+    /// Dates compactions made outside `commit` (whose caller passes its own time).
+    private let clock: CostdClock
 
     /// `clock` dates the recovery (which remembered record ids have expired); records and
     /// reservations carry their own times, from the engine's clock.
     public init(directory: String, settings: LedgerSettings, clock: CostdClock = .system, logger: Logger) throws {
         self.settings = settings
         self.logger = logger
+        self.clock = clock
         var state = State()
         state.recordIdWindowMillis = settings.recordIdWindowSeconds * 1000
         state.recordIdCapacity = settings.recordIdCapacity
@@ -166,6 +169,7 @@ public final class SpendLedger: Sendable {
         state.withLock { state in
             state.book.addCacheCounters(counters, day: day)
             log.append(LedgerEntry.cacheCounters(counters, day: day))
+            compactIfDue(&state, nowMillis: clock.nowMillis)
         }
     }
 
@@ -239,7 +243,9 @@ public final class SpendLedger: Sendable {
         let (sequence, waiting) = state.withLock { state -> (UInt64, (day: Money, month: Money)) in
             state.backlog.add(record, reservation: reservation)
             let waiting = (day: state.backlog.spend(.day, period: record.day), month: state.backlog.spend(.month, period: month))
-            return (log.append(LedgerEntry.backlog(record, reservation: reservation)), waiting)
+            let sequence = log.append(LedgerEntry.backlog(record, reservation: reservation))
+            compactIfDue(&state, nowMillis: clock.nowMillis)
+            return (sequence, waiting)
         }
         return log.whenAcknowledged(sequence, on: eventLoop).map { waiting }
     }
@@ -274,6 +280,7 @@ public final class SpendLedger: Sendable {
         state.withLock { state in
             state.keepCounted(counted)
             log.append(LedgerEntry.countedInRedis(counted))
+            compactIfDue(&state, nowMillis: clock.nowMillis)
         }
     }
 
