@@ -48,6 +48,9 @@ struct Costd: AsyncParsableCommand {
     @Option(help: "Redis behind the L1 cache and for shared budgets: redis://[:password@]host:port/db or unix:///path/redis.sock?db=N.")
     var redis: String?
 
+    @Option(name: .customLong("redis-spend"), help: "A Redis of its own for spend and budgets (a noeviction one), beside --redis for the cache.")
+    var redisSpend: String?
+
     @Option(name: .customLong("redis-password-file"), help: "File holding the Redis password (or set $COSTD_REDIS_PASSWORD).")
     var redisPasswordFile: String?
 
@@ -130,7 +133,8 @@ struct Costd: AsyncParsableCommand {
             ?? DefaultPaths.dataDirectory(environment: environment, executablePath: executable) { FileManager.default.fileExists(atPath: $0) }
         let tokenizers = Tokenizers(dataDirectory: dataDirectory, logger: logger)
         let engine = try CostdEngine(
-            rules: rules, ledger: ledger, redis: redis?.client, tokenizers: tokenizers, metrics: metrics, logger: logger
+            rules: rules, ledger: ledger, redis: redis?.client, spendRedis: redis?.spendClient, tokenizers: tokenizers, metrics: metrics,
+            logger: logger
         )
         if let redis, let settings = configuration.redis {
             if !redis.start(engine: engine, waitMillis: max(1_000, settings.connectTimeoutMillis * 2)) {
@@ -266,6 +270,10 @@ struct Costd: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("costd: warning: a password in --redis is visible to every user in the process list; use --redis-password-file or $COSTD_REDIS_PASSWORD\n".utf8))
             }
         }
+        if let redisSpend {
+            guard configuration.redis != nil else { throw ConfigError("--redis-spend needs --redis (or [redis] url) for the cache") }
+            configuration.redis?.spendEndpoint = try RedisEndpoint(url: redisSpend)
+        }
         if let redisPasswordFile { configuration.redisPasswordFile = redisPasswordFile }
         if noHTTP { configuration.http.enabled = false }
         if let httpSocket { configuration.http.socketPath = httpSocket }
@@ -288,6 +296,11 @@ struct Costd: AsyncParsableCommand {
                 configuration.redis?.endpoint.password = password
             } else if let password = ProcessInfo.processInfo.environment["COSTD_REDIS_PASSWORD"], !password.isEmpty {
                 configuration.redis?.endpoint.password = password
+            }
+            // One password for both Redis servers, unless spend's URL carries its own.
+            if configuration.redis?.spendEndpoint != nil, configuration.redis?.spendEndpoint?.password == nil {
+                let password = configuration.redis?.endpoint.password
+                configuration.redis?.spendEndpoint?.password = password
             }
         }
         try configuration.validate()

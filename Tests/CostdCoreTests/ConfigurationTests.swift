@@ -138,6 +138,18 @@ import Testing
         #expect(error?.message == "ledger.fsync must be \"always\" or \"batched\"")
     }
 
+    @Test func spendMayHaveARedisOfItsOwn() throws {
+        let shared = try #require(try Configuration(toml: "[redis]\nurl = \"unix:///run/cache.sock\"").redis)
+        #expect(shared.spendEndpoint == nil)
+        #expect(shared.forSpend.endpoint == shared.endpoint)
+        let split = try #require(
+            try Configuration(toml: "[redis]\nurl = \"unix:///run/cache.sock\"\nspend_url = \"unix:///run/spend.sock?db=2\"\nkey_prefix = \"x:\"").redis)
+        #expect(split.spendEndpoint == (try RedisEndpoint(url: "unix:///run/spend.sock?db=2")))
+        #expect(split.forSpend.endpoint == split.spendEndpoint)
+        #expect(split.forSpend.keyPrefix == "x:", "one key layout on both")
+        #expect(throws: ConfigError.self) { try Configuration(toml: "[redis]\nurl = \"unix:///run/cache.sock\"\nspend_url = \"http://x\"") }
+    }
+
     @Test func aConnectionsShareOfTheLoopIsConfigurable() throws {
         #expect(try Configuration(toml: "").limits.connectionCPUSharePPM == 500_000)
         let limits = try Configuration(toml: "[limits]\nconnection_cpu_share = 0.25\nconnection_cpu_burst_ms = 5").limits

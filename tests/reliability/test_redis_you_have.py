@@ -2,6 +2,7 @@
 full `noeviction` Redis, and a FLUSHALL under two daemons. Real redis-server, real daemons."""
 from __future__ import annotations
 
+import os
 import socket
 import time
 import urllib.request
@@ -10,6 +11,7 @@ from decimal import Decimal
 
 import costd
 
+from redis_server import Redis
 from test_faults import nanos, wait_until
 
 PROMPT_BYTES = 20_000
@@ -146,3 +148,26 @@ def test_flushall_with_two_daemons_rebuilds_the_fleets_spend_and_fires_no_alert_
         assert metric(port, "costd_redis_spend_restores_total") == 1
     for daemon in (a, b):
         assert "Redis lost spend" in daemon.log
+
+
+def test_an_evicting_cache_redis_beside_a_spend_redis(make_daemon, redis, workdir) -> None:
+    spend_root = os.path.join(workdir, "spend-redis")
+    os.makedirs(spend_root)
+    spend = Redis(spend_root).start()
+    try:
+        redis.cli("CONFIG", "SET", "maxmemory", "3mb")
+        redis.cli("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+        daemon = make_daemon("split", args=["--redis", redis.url, "--redis-spend", spend.url])
+        with costd.Client(daemon.socket) as client:
+            assert client.ping()["redis"]["spendIn"] == "redis", "the evicting Redis holds the cache only"
+            receipts = record_all(client, ["0.25"] * 5)
+            assert not any(r.get("backlogged") for r in receipts)
+            fill_cache(client, 600)
+            assert int(info(redis, "evicted_keys")) > 0
+            assert client.cache_get("gpt-4o", "prompt 599")["hit"] is True
+            assert total(client) == nanos("1.25")
+        assert spend.cli("KEYS", "*{s}:d:*").split(), "spend is in the spend Redis"
+        assert redis.cli("KEYS", "*{s}:*").strip() == "", "and not in the cache Redis"
+        assert redis.cli("KEYS", "costd:c:*").split() and not spend.cli("KEYS", "costd:c:*").split(), "cache entries in the cache Redis only"
+    finally:
+        spend.kill()

@@ -226,6 +226,7 @@ extension Configuration {
         if var section = try root.section("redis") {
             guard let url = try section.string("url") else { throw ConfigError("redis.url is required in [redis]") }
             var redis = RedisSettings(endpoint: try RedisEndpoint(url: url))
+            redis.spendEndpoint = try section.string("spend_url").map { url throws(ConfigError) in try RedisEndpoint(url: url) }
             redisPasswordFile = try section.string("password_file")
             redis.keyPrefix = try section.string("key_prefix") ?? redis.keyPrefix
             redis.poolSize = try section.int("pool_size") ?? redis.poolSize

@@ -92,6 +92,9 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
 /// How costd uses Redis, when it does. Every default is here.
 public struct RedisSettings: Sendable, Equatable {
     public var endpoint: RedisEndpoint
+    /// A Redis of its own for spend (`redis.spend_url`), so that an evicting cache Redis and a
+    /// durable spend Redis can sit side by side; nil keeps spend in `endpoint`'s Redis.
+    public var spendEndpoint: RedisEndpoint?
     /// Prefix of every key and channel costd uses; several fleets can share one Redis.
     public var keyPrefix = "costd:"
     /// Connections for commands, spread over the event loops; 0 means one per event loop (each
@@ -112,6 +115,14 @@ public struct RedisSettings: Sendable, Equatable {
 
     public init(endpoint: RedisEndpoint) {
         self.endpoint = endpoint
+    }
+
+    /// These settings with spend's Redis as the endpoint (the same Redis without `spend_url`).
+    public var forSpend: RedisSettings {
+        var settings = self
+        settings.endpoint = spendEndpoint ?? endpoint
+        settings.spendEndpoint = nil
+        return settings
     }
 
     public func validate() throws(ConfigError) {

@@ -50,9 +50,11 @@ public final class CostdEngine: Sendable {
     private let lastSweep = Atomic<UInt64>(0)
     private let recordIdPrefix: String
 
-    /// The embedded default, or Redis when `redis` is given (the ledger then keeps its backlog).
+    /// The embedded default, or Redis when `redis` is given (the ledger then keeps its backlog);
+    /// spend goes to `spendRedis` when it is a Redis of its own (`redis.spend_url`).
     public init(
-        rules: Rules, ledger: SpendLedger, redis: RedisClient?, tokenizers: Tokenizers, metrics: DaemonMetrics? = nil,
+        rules: Rules, ledger: SpendLedger, redis: RedisClient?, spendRedis: RedisClient? = nil, tokenizers: Tokenizers,
+        metrics: DaemonMetrics? = nil,
         clock: CostdClock = .system, logger: Logger
     ) throws {
         self.clock = clock
@@ -67,7 +69,8 @@ public final class CostdEngine: Sendable {
             l1: L1Cache(capacityBytes: cacheSettings.maxBytes), redis: redis, leaseTTLSeconds: cacheSettings.leaseTTLSeconds,
             clock: clock, logger: logger
         )
-        if let redis {
+        // Spend goes to its own Redis when `redis.spend_url` gives one, else to the cache's.
+        if let redis = spendRedis ?? redis {
             self.store = RedisSpendStore(redis: redis, ledger: ledger, clock: clock, logger: logger)
         } else {
             self.store = ledger
