@@ -171,3 +171,27 @@ def test_an_evicting_cache_redis_beside_a_spend_redis(make_daemon, redis, workdi
         assert redis.cli("KEYS", "costd:c:*").split() and not spend.cli("KEYS", "costd:c:*").split(), "cache entries in the cache Redis only"
     finally:
         spend.kill()
+
+
+def test_a_restart_puts_nothing_back_twice_and_a_daemon_down_during_a_flush_puts_its_spend_back_at_start(make_daemon, redis) -> None:
+    a = make_daemon("ra", args=["--redis", redis.url])
+    b = make_daemon("rb", args=["--redis", redis.url])
+    with costd.Client(a.socket) as client_a, costd.Client(b.socket) as client_b:
+        record_all(client_a, ["1.0"] * 2)
+        record_all(client_b, ["0.5"] * 3)
+        assert total(client_a) == nanos("3.5")
+    # A restart knows the canary's token: nothing is added again.
+    assert a.stop() == 0
+    a.start()
+    with costd.Client(a.socket) as client_a:
+        assert total(client_a) == nanos("3.5")
+        assert client_a.ping()["redis"]["spendRestores"] == 0
+    # b is down while Redis is flushed; a puts its own back at once, b when it starts.
+    assert b.stop() == 0
+    assert redis.cli("FLUSHALL").strip() == "OK"
+    with costd.Client(a.socket) as client_a:
+        assert wait_until(lambda: total(client_a) == nanos("2.0"), timeout=10)
+        b.start()
+        assert wait_until(lambda: total(client_a) == nanos("3.5"), timeout=10)
+        assert client_a.report()["requests"] == 5
+    assert "Redis lost spend" in b.log
