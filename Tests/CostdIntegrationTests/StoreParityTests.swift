@@ -240,6 +240,42 @@ import Testing
         #expect(report["byUser"]?["u0"]?["costUsd"]?.money == Money(usd: "0.7"))
     }
 
+    /// Spend keys carry no TTL, so no eviction policy can pick them; periods past the horizons
+    /// (400 days, 800 for months) are deleted by name, hourly.
+    @Test func spendKeysCarryNoTTLAndOldPeriodsAreDeletedHourly() throws {
+        let subject = try Subject(.redis, budget: BudgetSettings(daily: .dollars(1)))
+        let redis = subject.redis!
+        func cli(_ arguments: String...) throws -> String {
+            try redis.cli(arguments).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        _ = try subject.result("record", ["model": "m", "costUsd": Self.usd("0.9")])
+        for key in ["costd:{s}:d:2026-11-30", "costd:{s}:m:2026-11", "costd:{s}:a:day:2026-11-30:warning", "costd:{s}:epoch"] {
+            #expect(try cli("TTL", key) == "-1", "\(key) carries no TTL")
+        }
+        // Today is 2026-11-30: 2025-10-20 is 406 days back, 2025-12-01 364; August 2024 ended over
+        // 800 days back, September 2024 did not.
+        let old = ["costd:{s}:d:2025-10-20", "costd:{s}:a:day:2025-10-20:exceeded", "costd:{s}:m:2024-08", "costd:{s}:a:month:2024-08:warning"]
+        let kept = ["costd:{s}:d:2025-12-01", "costd:{s}:m:2024-09"]
+        func plant() throws { for key in old + kept { _ = try cli("SET", key, "1") } }
+        func exists(_ keys: [String]) throws -> Int { try keys.reduce(0) { try $0 + (Int(cli("EXISTS", $1)) ?? 0) } }
+        try plant()
+        subject.maintain()
+        #expect(try eventually { try exists(old) == 0 })
+        #expect(try exists(kept) == kept.count)
+        try plant()
+        subject.time.advance(millis: 3_599_000)
+        subject.maintain()
+        subject.maintain()
+        // One event loop, one connection: once a report has come back through it, any UNLINK the
+        // upkeep sent before has run.
+        _ = try subject.result("report")
+        #expect(try exists(old) == old.count, "not again within the hour")
+        subject.time.advance(millis: 1_000)
+        subject.maintain()
+        #expect(try eventually { try exists(old) == 0 })
+        #expect(try exists(kept) == kept.count)
+    }
+
     /// Only Redis has a backlog: records acknowledged while it is down, replayed when it is back,
     /// each counted once.
     @Test func theBacklogIsReplayedExactlyOnce() throws {

@@ -66,6 +66,10 @@ final class TestRedis: @unchecked Sendable {
 
     /// Runs `redis-cli` against this server; its output.
     func cli(_ arguments: String...) throws -> String {
+        try cli(arguments)
+    }
+
+    func cli(_ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
         process.arguments = ["-s", socketPath] + arguments
