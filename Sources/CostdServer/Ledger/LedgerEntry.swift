@@ -8,16 +8,7 @@ enum LedgerEntry {
         writer.field("k", "r")
         writer.field("r") { record.write(to: &$0) }
         if remember { writer.field("cid", true) }
-        if !alerts.isEmpty {
-            writer.field("al") { writer in
-                writer.beginArray()
-                for alert in alerts {
-                    alert.writeCompact(to: &writer)
-                    writer.comma()
-                }
-                writer.endArray()
-            }
-        }
+        if !alerts.isEmpty { writer.field("al") { BudgetAlert.writeCompact(alerts, to: &$0) } }
         writer.endObject()
         return writer.bytes
     }
@@ -58,16 +49,7 @@ enum LedgerEntry {
             for (record, alerts) in counted {
                 writer.beginObject()
                 writer.field("r") { record.write(to: &$0) }
-                if !alerts.isEmpty {
-                    writer.field("al") { writer in
-                        writer.beginArray()
-                        for alert in alerts {
-                            alert.writeCompact(to: &writer)
-                            writer.comma()
-                        }
-                        writer.endArray()
-                    }
-                }
+                if !alerts.isEmpty { writer.field("al") { BudgetAlert.writeCompact(alerts, to: &$0) } }
                 writer.endObject()
                 writer.comma()
             }
@@ -98,20 +80,18 @@ enum LedgerEntry {
         return writer.bytes
     }
 
-    static func redisEpoch(_ epoch: String) -> [UInt8] {
-        var writer = JSONWriter(reservingCapacity: 64)
-        writer.beginObject()
-        writer.field("k", "re")
-        writer.field("epoch", epoch)
-        writer.endObject()
-        return writer.bytes
-    }
+    /// The canary token Redis holds this daemon's spend under.
+    static func redisEpoch(_ epoch: String) -> [UInt8] { text(kind: "re", field: "epoch", epoch) }
 
-    static func daemonId(_ id: String) -> [UInt8] {
+    /// This daemon's id among those sharing a Redis, written once.
+    static func daemonId(_ id: String) -> [UInt8] { text(kind: "id", field: "id", id) }
+
+    /// `{"k": kind, field: value}`.
+    private static func text(kind: String, field: StaticString, _ value: String) -> [UInt8] {
         var writer = JSONWriter(reservingCapacity: 64)
         writer.beginObject()
-        writer.field("k", "id")
-        writer.field("id", id)
+        writer.field("k", kind)
+        writer.field(field, value)
         writer.endObject()
         return writer.bytes
     }
@@ -128,6 +108,16 @@ enum LedgerEntry {
 }
 
 extension BudgetAlert {
+    /// Alerts as a JSON array of their compact form (ledger entries and the snapshot).
+    static func writeCompact(_ alerts: [BudgetAlert], to writer: inout JSONWriter) {
+        writer.beginArray()
+        for alert in alerts {
+            alert.writeCompact(to: &writer)
+            writer.comma()
+        }
+        writer.endArray()
+    }
+
     func writeCompact(to writer: inout JSONWriter) {
         writer.beginObject()
         writer.field("s", scope.rawValue)

@@ -154,14 +154,7 @@ extension SpendLedger.State {
                 writer.beginObject()
                 writer.field("r") { record.write(to: &$0) }
                 writer.field("exp", remembered.expiresAtMillis)
-                writer.field("al") { writer in
-                    writer.beginArray()
-                    for alert in remembered.alerts {
-                        alert.writeCompact(to: &writer)
-                        writer.comma()
-                    }
-                    writer.endArray()
-                }
+                writer.field("al") { BudgetAlert.writeCompact(remembered.alerts, to: &$0) }
                 writer.endObject()
                 writer.comma()
             }
