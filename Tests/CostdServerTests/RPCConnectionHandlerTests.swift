@@ -96,11 +96,35 @@ struct RPCConnectionHandlerTests {
         let writes = try connection.writes()
         #expect(writes.count == 2, "the first read answers ping, the second the other two together")
         let bodies = writes.flatMap { $0 }
-        #expect(bodies.count == 3)
+        #expect(bodies.count == 3, "\(bodies)")
         #expect(bodies[0].contains(#""id":1"#) && bodies[0].contains(#""pong":true"#))
         #expect(bodies[1].contains(#""id":2"#) && bodies[1].contains(#""stored":true"#))
         #expect(bodies[2].contains(#""id":3"#) && bodies[2].contains(#""value":"v""#))
         #expect(writes[1].count == 2)
+    }
+
+    /// A `cacheSet` that fills the lease another call of the same connection waits for answers
+    /// that call from inside its own frame: the handler takes it after the frame (it used to
+    /// re-enter itself, an exclusivity violation that aborted the daemon).
+    @Test func aFillOfALeaseTheSameConnectionWaitsForAnswersBothCalls() throws {
+        let connection = try Connection()
+        try connection.send(Self.call(1, "cacheGet", #"{"model":"m","prompt":"p","lease":true}"#))
+        let granted = try connection.writes().flatMap { $0 }
+        #expect(granted.count == 1)
+        let lease = try #require(granted.first.flatMap { body in
+            body.range(of: #""lease":""#).map { String(body[$0.upperBound...].prefix { $0 != "\"" }) }
+        })
+        try connection.send(Self.call(2, "cacheGet", #"{"model":"m","prompt":"p","lease":true,"waitMs":10000}"#))
+        #expect(try connection.writes().isEmpty, "the second caller waits for the first's answer")
+        // The fill and another call in one read: the answered waiter must not take the next frame
+        // from inside the fill's.
+        try connection.send(Self.call(3, "cacheSet", #"{"model":"m","prompt":"p","value":"v","lease":"\#(lease)"}"#), Self.call(4, "ping"))
+        connection.channel.embeddedEventLoop.run()
+        let bodies = try connection.writes().flatMap { $0 }
+        #expect(bodies.count == 3, "\(bodies)")
+        #expect(bodies.contains { $0.contains(#""id":4"#) && $0.contains(#""pong":true"#) })
+        #expect(bodies.contains { $0.contains(#""id":3"#) && $0.contains(#""stored":true"#) })
+        #expect(bodies.contains { $0.contains(#""id":2"#) && $0.contains(#""value":"v""#) && $0.contains(#""layer":"fill""#) })
     }
 
     @Test func aConnectionPastItsShareOfTheLoopIsPausedThenServed() throws {
@@ -133,7 +157,7 @@ struct RPCConnectionHandlerTests {
         // reading resumes.
         connection.loop.advanceTime(by: .seconds(1))
         let bodies = try connection.writes().flatMap { $0 }
-        #expect(bodies.count == 3)
+        #expect(bodies.count == 3, "\(bodies)")
         #expect(bodies.contains { $0.contains(#""id":2"#) && $0.contains(#""hit":false"#) })
         #expect(bodies.contains { $0.contains(#""id":4"#) && $0.contains(#""pong":true"#) })
         #expect(connection.reads.reads == readsBefore + 1, "the held read goes ahead")

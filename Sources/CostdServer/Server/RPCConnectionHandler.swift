@@ -38,6 +38,11 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     private var received: ByteBuffer?
     private var ready = JSONWriter(reservingCapacity: 4096)
     private var readyFrames: ByteBuffer?
+    /// Set while the engine handles one of this connection's frames. A call of that frame can
+    /// complete one of this connection's deferred answers at once (a `cacheSet` filling the
+    /// lease another call of the same connection waits for); that answer is then taken after
+    /// the frame, never inside it.
+    private var handlingFrame = false
 
     init(engine: CostdEngine, limits: ServerLimits, caller: CallerIdentity?, loopActivity: LoopActivity = LoopActivity(), logger: Logger) {
         self.engine = engine
@@ -159,7 +164,9 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
 
     private func handle(frame: ByteBuffer, context: ChannelHandlerContext) {
         let message = messageDecoder.decode(frame: frame)
+        handlingFrame = true
         let deferred = engine.handle(message, caller: caller, on: context.eventLoop, into: &ready)
+        handlingFrame = false
         appendReadyFrame(context: context)
         guard let deferred else { return }
         machine.callDeferred()
@@ -167,7 +174,12 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
         let logger = self.logger
         deferred.result.whenComplete { outcome in
             let (handler, context) = loopBound.value
-            handler.answered(deferred.body(for: outcome, logger: logger), context: context)
+            let body = deferred.body(for: outcome, logger: logger)
+            if handler.handlingFrame {
+                context.eventLoop.execute { handler.answered(body, context: context) }
+            } else {
+                handler.answered(body, context: context)
+            }
         }
     }
 
