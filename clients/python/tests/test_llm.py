@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Dict, List, Optional
+import threading
+import time
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -200,11 +202,159 @@ def test_response_without_usage_is_cached_but_not_recorded(client: costd.Client,
     assert client.report()["requests"] == 0
 
 
-def test_streaming_is_refused(client: costd.Client) -> None:
+class FakeStreamingOpenAI(FakeOpenAI):
+    """Streams as the OpenAI API does: chunks, and a last usage-only chunk when asked for
+    (``stream_options.include_usage``)."""
+
+    def __call__(self, **request: Any) -> Any:
+        self.calls.append(request)
+        body = self.response(**request)
+        if not request.get("stream"):
+            return body
+        return self.chunks(body, bool((request.get("stream_options") or {}).get("include_usage")))
+
+    @staticmethod
+    def chunks(body: Dict[str, Any], include_usage: bool) -> Iterator[Dict[str, Any]]:
+        head = {"id": body["id"], "object": "chat.completion.chunk", "created": 1, "model": body["model"]}
+        text = body["choices"][0]["message"]["content"]
+        yield {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+        for at in range(0, len(text), 4):
+            yield {**head, "choices": [{"index": 0, "delta": {"content": text[at : at + 4]}, "finish_reason": None}]}
+        yield {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        if include_usage:
+            yield {**head, "choices": [], "usage": body["usage"]}
+
+
+def text_of(chunks: List[Dict[str, Any]]) -> str:
+    return "".join(chunk["choices"][0]["delta"].get("content") or "" for chunk in chunks if chunk["choices"])
+
+
+def test_a_stream_is_passed_on_recorded_exactly_stored_and_replayed(client: costd.Client) -> None:
+    llm = FakeStreamingOpenAI()
+    chunks = list(cached_completion(client, llm, model="gpt-4o", messages=MESSAGES, temperature=0, stream=True, user="ann"))
+    assert llm.calls[0]["stream_options"] == {"include_usage": True}, "the provider is asked for the usage"
+    assert all(chunk["choices"] for chunk in chunks), "the usage chunk is hidden from a caller who did not ask for it"
+    assert text_of(chunks) == "Paris (call 1)"
+    report = client.report()
+    assert report["requests"] == 1 and report["totalCostUsd"] == pytest.approx(COST), "the exact usage is recorded"
+
+    # A hit: no call; the same text as chunks, with the usage chunk for a caller who asks for it.
+    again = list(cached_completion(
+        client, llm, model="gpt-4o", messages=MESSAGES, temperature=0, stream=True, stream_options={"include_usage": True}))
+    assert len(llm.calls) == 1
+    assert text_of(again) == "Paris (call 1)"
+    assert again[-2]["choices"][0]["finish_reason"] == "stop"
+    assert again[-1]["choices"] == [] and again[-1]["usage"]["completion_tokens"] == 30
+    # A plain call of the same request hits the completion the stream added up to.
+    plain = cached_completion(client, llm, model="gpt-4o", messages=MESSAGES, temperature=0)
+    assert len(llm.calls) == 1
+    assert plain["choices"][0]["message"] == {"role": "assistant", "content": "Paris (call 1)"}
+    assert plain["choices"][0]["finish_reason"] == "stop" and plain["usage"]["prompt_tokens"] == 120
+    report = client.report()
+    assert report["requests"] == 1 and report["cachedRequests"] == 2
+    assert report["savings"]["cacheUsd"] == pytest.approx(2 * COST)
+
+
+def test_a_stream_abandoned_early_records_nothing_and_frees_its_lease(client: costd.Client, caplog: pytest.LogCaptureFixture) -> None:
+    llm = FakeStreamingOpenAI()
+    stream = cached_completion(client, llm, model="gpt-4o", messages=MESSAGES, seed=7, stream=True)
+    next(stream)
+    with caplog.at_level(logging.WARNING, logger="costd"):
+        stream.close()
+    assert "ended before its usage came" in caplog.text
+    assert client.report()["requests"] == 0
+    key = {"model": "gpt-4o", "messages": MESSAGES, "seed": 7}
+    free = client.call("cacheGet", {"model": "gpt-4o", "prompt": key, "lease": True, "waitMs": 1})
+    assert free.get("lease"), "the lease was given back: the next caller makes the call at once"
+
+
+def test_async_stream(daemon) -> None:
+    llm = FakeStreamingOpenAI()
+
+    async def acreate(**request: Any) -> Any:
+        chunks = llm(**request)
+
+        async def stream() -> Any:
+            for chunk in chunks:
+                await asyncio.sleep(0)
+                yield chunk
+
+        return stream()
+
+    async def main() -> None:
+        async with costd.AsyncClient(daemon.socket) as a:
+            live = await costd.acached_completion(
+                a, acreate, model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True})
+            chunks = [chunk async for chunk in live]
+            assert chunks[-1]["usage"]["completion_tokens"] == 30, "asked for: the usage chunk is passed on"
+            hit = await costd.acached_completion(a, acreate, model="gpt-4o", messages=MESSAGES, stream=True)
+            replayed = [chunk async for chunk in hit]
+            assert len(llm.calls) == 1 and all(chunk["choices"] for chunk in replayed)
+            assert text_of(replayed) == text_of(chunks) == "Paris (call 1)"
+            report = await a.report()
+            assert report["requests"] == 1 and report["totalCostUsd"] == pytest.approx(COST)
+            assert report["cachedRequests"] == 1
+
+    asyncio.run(main())
+
+
+def test_concurrent_identical_calls_are_single_flight(daemon) -> None:
+    """Two processes' worth of clients, one request: the second waits for the first's answer."""
+    started, release = threading.Event(), threading.Event()
     llm = FakeOpenAI()
-    with pytest.raises(ValueError, match="stream"):
-        cached_completion(client, llm, model="gpt-4o", messages=MESSAGES, stream=True)
-    assert llm.calls == []
+
+    def slow(**request: Any) -> Dict[str, Any]:
+        started.set()
+        assert release.wait(20)
+        return llm(**request)
+
+    answers: List[Any] = []
+
+    def caller() -> None:
+        with costd.Client(daemon.socket) as own:
+            answers.append(cached_completion(own, slow, model="gpt-4o", messages=MESSAGES, seed=1))
+
+    first = threading.Thread(target=caller)
+    first.start()
+    assert started.wait(20)
+    second = threading.Thread(target=caller)
+    second.start()
+    with costd.Client(daemon.socket) as watcher:
+        deadline = time.monotonic() + 20
+        while watcher.report()["cache"]["waiting"] != 1:
+            assert time.monotonic() < deadline, "the second caller never waited for the first's lease"
+            time.sleep(0.01)
+        release.set()
+        first.join(20)
+        second.join(20)
+        assert len(llm.calls) == 1, "one call for both"
+        assert answers[0] == answers[1]
+        report = watcher.report()
+        assert report["requests"] == 1 and report["cachedRequests"] == 1 and report["cache"]["savedCalls"] == 1
+
+
+def test_the_routes_reservation_is_settled_or_given_back(make_daemon) -> None:
+    daemon = make_daemon(config="[budget]\ndaily = 10\nhard_daily = true\n")
+    with costd.Client(daemon.socket) as client:
+        held: List[float] = []
+        llm = FakeOpenAI()
+
+        def call(**request: Any) -> Dict[str, Any]:
+            held.append(client.report().get("reservedUsd", 0))
+            return llm(**request)
+
+        cached_completion(client, call, messages=MESSAGES, task="qa")
+        assert held[0] > 0, "route reserved the call's estimate"
+        assert client.report().get("reservedUsd", 0) == 0, "the record settled it"
+        cached_completion(client, call, messages=MESSAGES, task="qa")  # a hit
+        assert len(llm.calls) == 1 and client.report().get("reservedUsd", 0) == 0, "a hit gives it back"
+
+        def failing(**request: Any) -> Dict[str, Any]:
+            raise RuntimeError("provider down")
+
+        with pytest.raises(RuntimeError):
+            cached_completion(client, failing, messages=MESSAGES, task="qa", seed=3)
+        assert client.report().get("reservedUsd", 0) == 0, "a failed call gives it back"
 
 
 def test_daemon_down_fails_before_the_paid_call(daemon) -> None:
@@ -258,7 +408,8 @@ def test_async_wrapper_and_decorator(daemon) -> None:
             async def complete(**request: Any) -> Dict[str, Any]:
                 return await acreate(**request)
 
-            # Ten concurrent identical misses: all answered, each one billed (no single-flight).
+            # Ten concurrent calls of two requests: all answered, each request billed once
+            # (single-flight), the rest hits.
             replies = await asyncio.gather(*(complete(messages=MESSAGES, seed=i % 2) for i in range(10)))
             assert all(r["choices"] for r in replies)
             await complete(messages=MESSAGES, seed=0)

@@ -16,7 +16,21 @@ import functools
 import inspect
 import logging
 import threading
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+from typing import (
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 from .aio import AsyncClient
 from .client import Client
@@ -26,6 +40,7 @@ __all__ = [
     "cached_completion",
     "acached_completion",
     "cached",
+    "replay_chunks",
     "to_jsonable",
     "usage_from_response",
     "prompt_text",
@@ -160,7 +175,8 @@ def prompt_text(messages: Any) -> str:
 
 
 class _Plan:
-    """What one wrapped call sends: the request, the cache key and the bookkeeping."""
+    """What one wrapped call sends: the request, the cache key and the bookkeeping (the route's
+    reservation to settle, the single-flight lease to fill)."""
 
     def __init__(
         self,
@@ -171,20 +187,38 @@ class _Plan:
         feature: Optional[str],
         namespace: Optional[str],
         cache_ttl: Optional[float],
+        reservation: Optional[str] = None,
     ) -> None:
         self.model = model
         self.request: Dict[str, Any] = {"model": model, "messages": messages, **params}
-        # The WHOLE request is the key: the daemon canonicalises it (key order, number form).
-        self.key = to_jsonable(self.request)
+        self.stream = bool(params.get("stream"))
+        options = params.get("stream_options") or {}
+        self.caller_wants_usage = bool(_field(options, "include_usage"))
+        # The WHOLE request is the key (the daemon canonicalises it: key order, number form),
+        # except how the answer is delivered: a streamed call and a plain one share an entry,
+        # which always holds the assembled completion.
+        self.key = to_jsonable({k: v for k, v in self.request.items() if k not in ("stream", "stream_options")})
         self.user = user
         self.feature = feature
         self.namespace = namespace
         self.cache_ttl = cache_ttl
+        self.reservation = reservation
+        self.lease: Optional[str] = None
+
+    def call_request(self) -> Dict[str, Any]:
+        """The request as the provider gets it: a stream asks for its usage in a last chunk."""
+        if not self.stream or self.caller_wants_usage:
+            return self.request
+        options = dict(to_jsonable(self.request.get("stream_options") or {}))
+        options["include_usage"] = True
+        return {**self.request, "stream_options": options}
 
     def record_params(self, usage: Mapping[str, int], cached: bool) -> Dict[str, Any]:
         params: Dict[str, Any] = {"model": self.model, **usage}
         if cached:
             params["cached"] = True
+        elif self.reservation is not None:
+            params["reservation"] = self.reservation
         if self.user is not None:
             params["user"] = self.user
         if self.feature is not None:
@@ -197,18 +231,123 @@ class _Plan:
             params["ttl"] = self.cache_ttl
         if self.namespace is not None:
             params["namespace"] = self.namespace
+        if self.lease is not None:
+            params["lease"] = self.lease
         return params
 
     def cache_get_params(self) -> Dict[str, Any]:
-        params: Dict[str, Any] = {"model": self.model, "prompt": self.key}
+        # Single-flight: the first caller of a key gets a lease and makes the call; the others
+        # wait for its answer (on this daemon or any daemon sharing its Redis).
+        params: Dict[str, Any] = {"model": self.model, "prompt": self.key, "lease": True}
         if self.namespace is not None:
             params["namespace"] = self.namespace
         return params
 
+    def give_up_calls(self) -> List[Tuple[str, Dict[str, Any]]]:
+        """What to send when the call fails or a hit makes it unneeded: the lease back (so a
+        waiter takes over at once) and the reservation's money back."""
+        calls: List[Tuple[str, Dict[str, Any]]] = []
+        if self.lease is not None:
+            release = {"model": self.model, "prompt": self.key, "lease": self.lease}
+            if self.namespace is not None:
+                release["namespace"] = self.namespace
+            calls.append(("cacheRelease", release))
+            self.lease = None
+        if self.reservation is not None:
+            calls.append(("releaseReservation", {"reservation": self.reservation}))
+            self.reservation = None
+        return calls
 
-def _check_params(params: Mapping[str, Any]) -> None:
-    if params.get("stream"):
-        raise ValueError("costd: streamed responses cannot be cached; call without stream=True")
+
+class _StreamAssembler:
+    """Follows a streamed chat completion chunk by chunk: which chunks the caller sees (the
+    usage chunk only if it asked for it), and the completion they add up to, for the cache."""
+
+    def __init__(self, plan: _Plan) -> None:
+        self.plan = plan
+        self.head: Dict[str, Any] = {}
+        self.choices: Dict[int, Dict[str, Any]] = {}
+        self.usage: Optional[Dict[str, Any]] = None
+        self.storable = True
+
+    def feed(self, chunk: Any) -> bool:
+        """Takes a chunk; whether the caller sees it."""
+        try:
+            data = to_jsonable(chunk)
+        except TypeError as exc:
+            if self.storable:
+                logger.warning("costd: stream chunk not JSON, the answer is not cached: %s", exc)
+            self.storable = False
+            data = {}
+        for name in ("id", "created", "model", "system_fingerprint", "service_tier"):
+            if name in data and data[name] is not None and name not in self.head:
+                self.head[name] = data[name]
+        if data.get("usage"):
+            self.usage = data["usage"]
+        choices = data.get("choices") or []
+        for choice in choices:
+            self._add(choice)
+        usage_only = not choices and bool(data.get("usage"))
+        return self.plan.caller_wants_usage or not usage_only
+
+    def _add(self, choice: Mapping[str, Any]) -> None:
+        index = int(choice.get("index", 0))
+        into = self.choices.setdefault(index, {"index": index, "message": {"role": "assistant", "content": None}, "finish_reason": None})
+        delta = choice.get("delta") or {}
+        message = into["message"]
+        if delta.get("role"):
+            message["role"] = delta["role"]
+        if delta.get("content") is not None:
+            message["content"] = (message["content"] or "") + delta["content"]
+        if delta.get("refusal") is not None:
+            message["refusal"] = (message.get("refusal") or "") + delta["refusal"]
+        for call in delta.get("tool_calls") or []:
+            calls = message.setdefault("tool_calls", [])
+            at = int(call.get("index", len(calls)))
+            while len(calls) <= at:
+                calls.append({"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+            target = calls[at]
+            if call.get("id"):
+                target["id"] = call["id"]
+            if call.get("type"):
+                target["type"] = call["type"]
+            function = call.get("function") or {}
+            target["function"]["name"] += function.get("name") or ""
+            target["function"]["arguments"] += function.get("arguments") or ""
+        if choice.get("finish_reason"):
+            into["finish_reason"] = choice["finish_reason"]
+        if choice.get("logprobs") is not None:
+            into["logprobs"] = choice["logprobs"]
+
+    def completion(self) -> Dict[str, Any]:
+        """The chat completion the chunks add up to (what a plain call would have answered)."""
+        body: Dict[str, Any] = {**self.head, "object": "chat.completion"}
+        body["choices"] = [self.choices[index] for index in sorted(self.choices)]
+        if self.usage is not None:
+            body["usage"] = self.usage
+        return body
+
+
+def replay_chunks(completion: Mapping[str, Any], include_usage: bool) -> List[Dict[str, Any]]:
+    """A cached chat completion as the chunks a stream of it would have sent: per choice, one
+    chunk with the whole message and one with its finish reason; then the usage chunk when the
+    caller asked for it (``stream_options.include_usage``)."""
+    head = {name: completion[name] for name in ("id", "created", "model", "system_fingerprint") if name in completion}
+    head["object"] = "chat.completion.chunk"
+    chunks: List[Dict[str, Any]] = []
+    for choice in completion.get("choices") or []:
+        message = dict(choice.get("message") or {})
+        delta: Dict[str, Any] = {"role": message.get("role", "assistant"), "content": message.get("content")}
+        if message.get("tool_calls"):
+            delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
+        if message.get("refusal") is not None:
+            delta["refusal"] = message["refusal"]
+        index = choice.get("index", 0)
+        chunks.append({**head, "choices": [{"index": index, "delta": delta, "finish_reason": None}]})
+        chunks.append({**head, "choices": [{"index": index, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}]})
+    if include_usage and completion.get("usage") is not None:
+        chunks.append({**head, "choices": [], "usage": completion["usage"]})
+    return chunks
 
 
 def _route_params(task: Optional[str], messages: Any, user: Optional[str], feature: Optional[str]) -> Dict[str, Any]:
@@ -233,6 +372,112 @@ def _jsonable_response(response: Any) -> Tuple[bool, Any]:
         return False, None
 
 
+def _after_call(plan: _Plan, response: Any) -> List[Tuple[str, Dict[str, Any]]]:
+    """The bookkeeping of a paid call, in order: store the answer (filling the lease), record
+    the spend (settling the reservation), then give back what is left."""
+    calls: List[Tuple[str, Dict[str, Any]]] = []
+    storable, value = _jsonable_response(response)
+    if storable:
+        calls.append(("cacheSet", plan.cache_set_params(value)))
+        plan.lease = None
+    usage = usage_from_response(response)
+    if usage is None:
+        logger.warning("costd: the response of %s has no usage; its spend was not recorded", plan.model)
+    else:
+        calls.append(("record", plan.record_params(usage, cached=False)))
+        plan.reservation = None
+    return calls + plan.give_up_calls()
+
+
+def _on_hit(plan: _Plan, value: Any) -> List[Tuple[str, Dict[str, Any]]]:
+    """A hit's bookkeeping: its savings (the cached usage, recorded ``cached``), and the route's
+    reservation given back, since no call is made."""
+    calls: List[Tuple[str, Dict[str, Any]]] = []
+    usage = usage_from_response(value)
+    if usage is not None:
+        calls.append(("record", plan.record_params(usage, cached=True)))
+    return calls + plan.give_up_calls()
+
+
+def _delivered(plan: _Plan, value: Any, decode: Optional[Callable[[Any], Any]]) -> Any:
+    """A cached answer as the caller asked for it: the completion, or its chunks for a stream
+    (each through ``decode`` when given)."""
+    if plan.stream:
+        chunks = replay_chunks(value, plan.caller_wants_usage)
+        return [decode(chunk) for chunk in chunks] if decode is not None else chunks
+    return decode(value) if decode is not None else value
+
+
+def _send(costd: Client, calls: List[Tuple[str, Dict[str, Any]]], model: str) -> None:
+    """Bookkeeping after a paid call or a hit: logged, never raised, so the answer is not lost."""
+    for method, params in calls:
+        try:
+            costd.call(method, params)
+        except (CostdError, DaemonUnavailable):
+            logger.exception("costd: bookkeeping failed after a %s call (%s)", model, method)
+
+
+async def _asend(costd: AsyncClient, calls: List[Tuple[str, Dict[str, Any]]], model: str) -> None:
+    for method, params in calls:
+        try:
+            await costd.call(method, params)
+        except (CostdError, DaemonUnavailable):
+            logger.exception("costd: bookkeeping failed after a %s call (%s)", model, method)
+
+
+def _stream_through(costd: Client, plan: _Plan, chunks: Any) -> Iterator[Any]:
+    """Passes a live stream to the caller and, once it has ended, stores the completion it added
+    up to and records its usage. A stream abandoned early has no usage: nothing is recorded (a
+    warning says so) and the lease and reservation are given back."""
+    assembler = _StreamAssembler(plan)
+    finished = False
+    try:
+        for chunk in chunks:
+            if assembler.feed(chunk):
+                yield chunk
+        finished = True
+    finally:
+        if finished:
+            _send(costd, _after_call(plan, assembler.completion() if assembler.storable else _Unstorable(assembler.usage)), plan.model)
+        else:
+            logger.warning("costd: a %s stream ended before its usage came; its spend was not recorded", plan.model)
+            _send(costd, plan.give_up_calls(), plan.model)
+
+
+async def _astream_through(costd: AsyncClient, plan: _Plan, chunks: Any) -> AsyncIterator[Any]:
+    """:func:`_stream_through` for asyncio (the stream may be async or plain)."""
+    assembler = _StreamAssembler(plan)
+    finished = False
+    try:
+        if hasattr(chunks, "__aiter__"):
+            async for chunk in chunks:
+                if assembler.feed(chunk):
+                    yield chunk
+        else:
+            for chunk in chunks:
+                if assembler.feed(chunk):
+                    yield chunk
+        finished = True
+    finally:
+        if finished:
+            await _asend(costd, _after_call(plan, assembler.completion() if assembler.storable else _Unstorable(assembler.usage)), plan.model)
+        else:
+            logger.warning("costd: a %s stream ended before its usage came; its spend was not recorded", plan.model)
+            await _asend(costd, plan.give_up_calls(), plan.model)
+
+
+class _Unstorable:
+    """A streamed answer that cannot be cached, with the usage it reported."""
+
+    def __init__(self, usage: Any) -> None:
+        self.usage = usage
+
+
+async def _replayed(chunks: List[Any]) -> AsyncIterator[Any]:
+    for chunk in chunks:
+        yield chunk
+
+
 # --------------------------------------------------------------------------------------------
 # The wrappers
 
@@ -255,9 +500,12 @@ def cached_completion(
 
     1. Without ``model``, asks ``route`` (with ``task``, the messages' text, ``user`` and
        ``feature``) and uses the routed model, and its ``maxTokens`` as ``max_tokens`` unless
-       ``max_tokens``/``max_completion_tokens`` is given.
+       ``max_tokens``/``max_completion_tokens`` is given. With hard budgets the route holds a
+       reservation: the call's ``record`` settles it, and a hit or a failed call gives it back.
     2. Looks the WHOLE request (model, messages and every other parameter: temperature, tools,
-       tool_choice, response_format, seed, provider extras...) up in the cache, in ``namespace``.
+       tool_choice, response_format, seed, provider extras...; not ``stream``) up in the cache,
+       in ``namespace``, single-flight: of concurrent identical calls (in any process, on any
+       host sharing the daemon's Redis) one is made, the others wait for its answer.
     3. On a hit, records the cached usage with ``cached=True`` (cache savings, not spend) and
        returns the cached response: a dict, or ``decode(dict)`` when ``decode`` is given (e.g.
        ``openai.types.chat.ChatCompletion.model_validate``).
@@ -265,36 +513,39 @@ def cached_completion(
        ``to_dict()``) for ``cache_ttl`` seconds (the daemon's default when ``None``), records
        the spend from its ``usage`` and returns the response as ``call`` gave it.
 
+    With ``stream=True`` the provider is asked for its usage (``stream_options.include_usage``;
+    that extra last chunk is hidden from a caller who did not ask for it), the chunks are passed
+    on as they come, and once the stream ends the completion they add up to is stored and the
+    exact usage recorded. A hit is replayed as chunks (dicts in the OpenAI shape, or
+    ``decode(chunk)``, e.g. ``openai.types.chat.ChatCompletionChunk.model_validate``).
+
     ``user``, ``feature``, ``task``, ``namespace``, ``cache_ttl`` and ``decode`` are for costd
     and are not passed to ``call``; every other keyword is. Once ``call`` has returned (and
     been paid for), a failure to store or record is logged, never raised, so the response is
     not lost. Errors before the call (daemon unreachable) are raised.
     """
     costd = client if client is not None else default_client()
-    _check_params(params)
+    reservation = None
     if model is None:
-        model = _apply_route(costd.call("route", _route_params(task, messages, user, feature)), params)
-    plan = _Plan(model, messages, params, user, feature, namespace, cache_ttl)
-    found = costd.call("cacheGet", plan.cache_get_params())
-    if found.get("hit"):
-        value = found.get("value")
-        usage = usage_from_response(value)
-        if usage is not None:
-            costd.call("record", plan.record_params(usage, cached=True))
-        return decode(value) if decode is not None else value
-
-    response = call(**plan.request)
+        route = costd.call("route", _route_params(task, messages, user, feature))
+        model = _apply_route(route, params)
+        reservation = route.get("reservation")
+    plan = _Plan(model, messages, params, user, feature, namespace, cache_ttl, reservation)
     try:
-        storable, value = _jsonable_response(response)
-        if storable:
-            costd.call("cacheSet", plan.cache_set_params(value))
-        usage = usage_from_response(response)
-        if usage is None:
-            logger.warning("costd: the response of %s has no usage; its spend was not recorded", model)
-        else:
-            costd.call("record", plan.record_params(usage, cached=False))
-    except (CostdError, DaemonUnavailable):
-        logger.exception("costd: bookkeeping failed after a completed %s call", model)
+        found = costd.call("cacheGet", plan.cache_get_params())
+        if found.get("hit"):
+            value = found.get("value")
+            _send(costd, _on_hit(plan, value), model)
+            delivered = _delivered(plan, value, decode)
+            return iter(delivered) if plan.stream else delivered
+        plan.lease = found.get("lease")
+        response = call(**plan.call_request())
+    except BaseException:
+        _send(costd, plan.give_up_calls(), model)
+        raise
+    if plan.stream:
+        return _stream_through(costd, plan, response)
+    _send(costd, _after_call(plan, response), model)
     return response
 
 
@@ -313,33 +564,31 @@ async def acached_completion(
     **params: Any,
 ) -> Any:
     """:func:`cached_completion` for asyncio: ``call`` may be a coroutine function
-    (``AsyncOpenAI().chat.completions.create``) or a plain function."""
-    _check_params(params)
+    (``AsyncOpenAI().chat.completions.create``) or a plain function; a stream is returned as an
+    async iterator."""
+    reservation = None
     if model is None:
-        model = _apply_route(await client.call("route", _route_params(task, messages, user, feature)), params)
-    plan = _Plan(model, messages, params, user, feature, namespace, cache_ttl)
-    found = await client.call("cacheGet", plan.cache_get_params())
-    if found.get("hit"):
-        value = found.get("value")
-        usage = usage_from_response(value)
-        if usage is not None:
-            await client.call("record", plan.record_params(usage, cached=True))
-        return decode(value) if decode is not None else value
-
-    response = call(**plan.request)
-    if inspect.isawaitable(response):
-        response = await response
+        route = await client.call("route", _route_params(task, messages, user, feature))
+        model = _apply_route(route, params)
+        reservation = route.get("reservation")
+    plan = _Plan(model, messages, params, user, feature, namespace, cache_ttl, reservation)
     try:
-        storable, value = _jsonable_response(response)
-        if storable:
-            await client.call("cacheSet", plan.cache_set_params(value))
-        usage = usage_from_response(response)
-        if usage is None:
-            logger.warning("costd: the response of %s has no usage; its spend was not recorded", model)
-        else:
-            await client.call("record", plan.record_params(usage, cached=False))
-    except (CostdError, DaemonUnavailable):
-        logger.exception("costd: bookkeeping failed after a completed %s call", model)
+        found = await client.call("cacheGet", plan.cache_get_params())
+        if found.get("hit"):
+            value = found.get("value")
+            await _asend(client, _on_hit(plan, value), model)
+            delivered = _delivered(plan, value, decode)
+            return _replayed(delivered) if plan.stream else delivered
+        plan.lease = found.get("lease")
+        response = call(**plan.call_request())
+        if inspect.isawaitable(response):
+            response = await response
+    except BaseException:
+        await _asend(client, plan.give_up_calls(), model)
+        raise
+    if plan.stream:
+        return _astream_through(client, plan, response)
+    await _asend(client, _after_call(plan, response), model)
     return response
 
 
