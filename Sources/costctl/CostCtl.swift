@@ -6,7 +6,7 @@ import Foundation
 /// Exit codes a script can branch on.
 enum ExitStatus: Int32 {
     case success = 0
-    /// A negative answer: a cache miss, a budget exceeded.
+    /// A negative answer: a cache miss, a budget exceeded (-32000).
     case negative = 1
     case usage = 2
     case unreachable = 3
@@ -20,8 +20,9 @@ struct CostCtl: ParsableCommand {
         commandName: "costctl",
         abstract: "Talk to the costd daemon: route, cache, record and report LLM spend.",
         discussion: """
-            Exit status: 0 success, 1 a negative answer (cache miss, budget exceeded), 2 bad usage,
-            3 costd unreachable, 4 costd answered with an error.
+            Exit status (the same for clients/shell/costd.sh; README, "Exit status"): 0 success,
+            1 a negative answer (a cache miss, a budget exceeded), 2 bad usage, 3 costd unreachable
+            or its answer cut short, 4 costd answered with another error.
             """,
         version: CostdVersion.current,
         subcommands: [
@@ -66,6 +67,9 @@ struct CostCtl: ParsableCommand {
             FileHandle.standardError.write(Data("costctl: \(error)\n".utf8))
             switch error {
             case .unreachable, .connectionLost: Foundation.exit(ExitStatus.unreachable.rawValue)
+            // -32000 is "budget exceeded" (docs/PROTOCOL.md; CostdProtocol's RPCError.budgetExceededCode,
+            // a module costctl does not link): a negative answer, not a failure.
+            case .rpc(let code, _, _) where code == -32000: Foundation.exit(ExitStatus.negative.rawValue)
             case .rpc, .protocolViolation: Foundation.exit(ExitStatus.rpcError.rawValue)
             }
         } catch let exit as NegativeAnswer {
@@ -148,8 +152,8 @@ struct Route: ParsableCommand {
     @Argument(help: "The task, e.g. classification, extraction, translation, summarization.") var task: String?
     @Option(help: "The prompt (its size can move the request up a tier).") var prompt: String?
     @Option(name: .customLong("input-tokens"), help: "The prompt's size in tokens, when known.") var inputTokens: Int?
-    @Option var user: String?
-    @Option var feature: String?
+    @Option(help: "Who the call is for (budgets and reports by user).") var user: String?
+    @Option(help: "What the call is for (budgets and reports by feature).") var feature: String?
 
     func run() throws {
         var params = JSONObject()
@@ -260,16 +264,17 @@ struct Flush: ParsableCommand {
 struct Record: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Record the usage of one LLM call.")
     @OptionGroup var options: ClientOptions
-    @Option var model: String
-    @Option(name: .customLong("input-tokens")) var inputTokens: Int?
-    @Option(name: .customLong("output-tokens")) var outputTokens: Int?
-    @Option(name: .customLong("cached-input-tokens")) var cachedInputTokens: Int?
-    @Option var images: Int?
-    @Option(name: .customLong("image-quality")) var imageQuality: String?
-    @Flag var batch = false
+    @Option(help: "The model the call used, as priced (gpt-4o, claude-sonnet-4, ...).") var model: String
+    @Option(name: .customLong("input-tokens"), help: "Prompt tokens the provider billed.") var inputTokens: Int?
+    @Option(name: .customLong("output-tokens"), help: "Completion tokens the provider billed.") var outputTokens: Int?
+    @Option(name: .customLong("cached-input-tokens"), help: "Of the prompt tokens, those the provider served from its prompt cache.")
+    var cachedInputTokens: Int?
+    @Option(help: "Images generated (image models).") var images: Int?
+    @Option(name: .customLong("image-quality"), help: "Quality of the generated images: low, medium or high.") var imageQuality: String?
+    @Flag(help: "The call went through the provider's batch API (priced at its batch rate).") var batch = false
     @Flag(help: "The call was avoided by a cache hit: count it as savings.") var cached = false
-    @Option var user: String?
-    @Option var feature: String?
+    @Option(help: "Who the call was for (budgets and reports by user).") var user: String?
+    @Option(help: "What the call was for (budgets and reports by feature).") var feature: String?
     @Option(name: .customLong("cost-usd"), help: "The cost, when the daemon should not price it.") var costUsd: String?
     @Option(name: .customLong("record-id"), help: "An id that makes retries count once.") var recordId: String?
 
@@ -310,11 +315,11 @@ struct Record: ParsableCommand {
 struct Estimate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Estimate daily and monthly cost of a workload.")
     @OptionGroup var options: ClientOptions
-    @Option var model: String
-    @Option(name: .customLong("daily-requests")) var dailyRequests: Double
-    @Option(name: .customLong("avg-input-tokens")) var avgInputTokens: Double
-    @Option(name: .customLong("avg-output-tokens")) var avgOutputTokens: Double
-    @Option var days: Int?
+    @Option(help: "The model to price.") var model: String
+    @Option(name: .customLong("daily-requests"), help: "Calls per day.") var dailyRequests: Double
+    @Option(name: .customLong("avg-input-tokens"), help: "Mean prompt tokens per call.") var avgInputTokens: Double
+    @Option(name: .customLong("avg-output-tokens"), help: "Mean completion tokens per call.") var avgOutputTokens: Double
+    @Option(help: "Days in the longer period (default 30).") var days: Int?
 
     func run() throws {
         var params = JSONObject()
@@ -373,7 +378,7 @@ struct Budget: ParsableCommand {
 struct Call: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Call any method with JSON params; prints the JSON result.")
     @OptionGroup var options: ClientOptions
-    @Argument var method: String
+    @Argument(help: "The JSON-RPC method (ping, route, cacheGet, record, report, ...; see docs/PROTOCOL.md).") var method: String
     @Argument(help: "Params as a JSON object.") var params: String = "{}"
 
     func run() throws {

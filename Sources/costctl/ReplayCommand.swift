@@ -22,7 +22,8 @@ struct Replay: ParsableCommand {
             """
     )
     @OptionGroup var options: ClientOptions
-    @Option(name: .customLong("baseline-model")) var baselineModel = "gpt-4o"
+    @Option(name: .customLong("baseline-model"), help: "The model every call of the trace would use without costd.")
+    var baselineModel = "gpt-4o"
     @Option(help: "Cache namespace for the replay (default: a new one per run).") var namespace: String?
     @Option(help: "Feature recorded for lines without one.") var feature = "replay"
     @Argument(help: "The trace (JSON lines).") var trace: String

@@ -25,15 +25,15 @@ struct Trace: ParsableCommand {
                 summaries and chat, about the prompt's length for translation, more for reasoning.
                 """
         )
-        @Option var requests = 400
-        @Option(name: .customLong("task-mix"))
+        @Option(help: "Lines (calls) in the trace.") var requests = 400
+        @Option(name: .customLong("task-mix"), help: "task:weight pairs, comma-separated.")
         var taskMix = "classification:0.3,extraction:0.15,translation:0.1,summarization:0.15,reasoning:0.15,chat:0.15"
-        @Option var distinct = 100
-        @Option var zipf = 1.1
-        @Option(name: .customLong("prompt-words")) var promptWords = 120
-        @Option var seed: UInt64 = 42
-        @Option var users = "ann,bob,carol,dan"
-        @Option var features = "search,support,reports"
+        @Option(help: "Distinct prompts the calls are drawn from.") var distinct = 100
+        @Option(help: "The Zipf exponent of prompt popularity: 0 uniform, higher repeats more.") var zipf = 1.1
+        @Option(name: .customLong("prompt-words"), help: "Mean prompt length in words.") var promptWords = 120
+        @Option(help: "The same seed writes the same trace.") var seed: UInt64 = 42
+        @Option(help: "Users the calls are spread over, comma-separated.") var users = "ann,bob,carol,dan"
+        @Option(help: "Features the calls are spread over, comma-separated.") var features = "search,support,reports"
         @Option(help: "Write here instead of standard output.") var output: String?
 
         func run() throws {

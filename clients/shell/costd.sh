@@ -18,8 +18,10 @@
 #   costd_json_string STRING                    STRING as a JSON string literal
 #   costd_socket_path                           the socket these functions use
 #
-# Exit status: 0 on a result; 1 on a JSON-RPC error answer (still printed); 2 when the daemon
-# cannot be reached or the answer is cut short (message on stderr); 64 on a usage error.
+# Exit status, the same as costctl's (README, "Exit status"): 0 on a result; 1 on a negative
+# answer (a cache miss from costd_cache_get, a budget exceeded: error -32000); 2 on a usage
+# error; 3 when the daemon cannot be reached or the answer is cut short (message on stderr);
+# 4 on any other JSON-RPC error answer (still printed).
 #
 # The socket: $COSTD_SOCKET, else $XDG_RUNTIME_DIR/costd.sock, else /run/costd/costd.sock.
 # Transport: socat, else `nc -U` (OpenBSD netcat); force one with COSTD_TRANSPORT=socat|nc.
@@ -123,16 +125,16 @@ costd_call() (
     trap '' PIPE # a daemon that hangs up must not kill the shell mid-write
     if [ $# -lt 1 ] || [ -z "$1" ]; then
         echo "usage: costd_call METHOD [PARAMS_JSON]" >&2
-        exit 64
+        exit 2
     fi
     method=$1
     params=${2-}
     sock=$(costd_socket_path)
     if [ ! -S "$sock" ]; then
         echo "costd: daemon unreachable: no socket at $sock" >&2
-        exit 2
+        exit 3
     fi
-    transport=$(_costd_transport) || exit 2
+    transport=$(_costd_transport) || exit 3
 
     # One call per connection: the id only has to be there.
     body="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":$(costd_json_string "$method")"
@@ -144,7 +146,7 @@ costd_call() (
     header=$(printf '\\%03o\\%03o\\%03o\\%03o' \
         $((size >> 24 & 255)) $((size >> 16 & 255)) $((size >> 8 & 255)) $((size & 255)))
 
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/costd-sh.XXXXXX") || exit 2
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/costd-sh.XXXXXX") || exit 3
     connector=
     watchdog=
     cleanup() {
@@ -158,7 +160,7 @@ costd_call() (
         rm -rf "$dir"
     }
     trap cleanup EXIT
-    mkfifo "$dir/request" "$dir/answer" || exit 2
+    mkfifo "$dir/request" "$dir/answer" || exit 3
 
     # The connector reads the request from one FIFO and writes the answer to the other. Its
     # input stays open until the answer is read: the daemon drops answers still pending when
@@ -186,17 +188,21 @@ costd_call() (
     if [ $# -ne 4 ]; then
         reason=$(head -c 300 "$dir/error" 2>/dev/null | tr '\n' ' ')
         echo "costd: daemon unreachable at $sock: no answer${reason:+ ($reason)}" >&2
-        exit 2
+        exit 3
     fi
     length=$(($1 << 24 | $2 << 16 | $3 << 8 | $4))
     answer=$(head -c "$length" <&4)
     if [ "${#answer}" -ne "$length" ]; then
         echo "costd: the answer was cut short (${#answer} of $length bytes)" >&2
-        exit 2
+        exit 3
     fi
     printf '%s\n' "$answer"
     if _costd_is_error "$answer"; then
-        exit 1
+        # -32000, a budget exceeded, is a negative answer; any other error is a failure.
+        case $answer in
+        *'"error":{"code":-32000,'*) exit 1 ;;
+        *) exit 4 ;;
+        esac
     fi
     exit 0
 )
@@ -210,7 +216,7 @@ _costd_require_number() {
     case $2 in
     '' | *[!0-9.]* | *.*.* | .* | *.)
         echo "costd: $1 must be a non-negative number, not '$2'" >&2
-        return 64
+        return 2
         ;;
     esac
 }
@@ -219,7 +225,7 @@ _costd_require_integer() {
     case $2 in
     '' | *[!0-9]*)
         echo "costd: $1 must be a non-negative integer, not '$2'" >&2
-        return 64
+        return 2
         ;;
     esac
 }
@@ -240,18 +246,26 @@ costd_route() (
 costd_cache_get() (
     if [ $# -lt 2 ]; then
         echo "usage: costd_cache_get MODEL PROMPT_JSON [NAMESPACE]" >&2
-        exit 64
+        exit 2
     fi
     p="\"model\":$(costd_json_string "$1"),\"prompt\":$2"
     [ -n "${3-}" ] && p="$p,\"namespace\":$(costd_json_string "$3")"
-    costd_call cacheGet "{$p}"
+    answer=$(costd_call cacheGet "{$p}")
+    status=$?
+    [ -n "$answer" ] && printf '%s\n' "$answer"
+    [ "$status" -ne 0 ] && exit "$status"
+    # A miss is a negative answer, as `costctl get` says: exit 1.
+    case $answer in
+    *'"result":{"hit":false'*) exit 1 ;;
+    esac
+    exit 0
 )
 
 # costd_cache_set MODEL PROMPT_JSON VALUE_JSON [TTL] [NAMESPACE]
 costd_cache_set() (
     if [ $# -lt 3 ]; then
         echo "usage: costd_cache_set MODEL PROMPT_JSON VALUE_JSON [TTL] [NAMESPACE]" >&2
-        exit 64
+        exit 2
     fi
     p="\"model\":$(costd_json_string "$1"),\"prompt\":$2,\"value\":$3"
     if [ -n "${4-}" ]; then
@@ -266,7 +280,7 @@ costd_cache_set() (
 costd_cache_delete() (
     if [ $# -lt 2 ]; then
         echo "usage: costd_cache_delete MODEL PROMPT_JSON [NAMESPACE]" >&2
-        exit 64
+        exit 2
     fi
     p="\"model\":$(costd_json_string "$1"),\"prompt\":$2"
     [ -n "${3-}" ] && p="$p,\"namespace\":$(costd_json_string "$3")"
@@ -284,7 +298,7 @@ costd_cache_flush() (
 costd_record() (
     if [ $# -lt 3 ]; then
         echo "usage: costd_record MODEL INPUT_TOKENS OUTPUT_TOKENS [USER] [FEATURE] [RECORD_ID]" >&2
-        exit 64
+        exit 2
     fi
     _costd_require_integer INPUT_TOKENS "$2" || exit
     _costd_require_integer OUTPUT_TOKENS "$3" || exit
@@ -307,7 +321,7 @@ costd_report() (
 costd_estimate() (
     if [ $# -lt 4 ]; then
         echo "usage: costd_estimate MODEL DAILY_REQUESTS AVG_INPUT_TOKENS AVG_OUTPUT_TOKENS [DAYS]" >&2
-        exit 64
+        exit 2
     fi
     _costd_require_number DAILY_REQUESTS "$2" || exit
     _costd_require_number AVG_INPUT_TOKENS "$3" || exit
@@ -324,7 +338,7 @@ costd_estimate() (
 costd_cache_release() (
     if [ $# -lt 3 ]; then
         echo "usage: costd_cache_release MODEL PROMPT_JSON LEASE [NAMESPACE]" >&2
-        exit 64
+        exit 2
     fi
     p="\"model\":$(costd_json_string "$1"),\"prompt\":$2,\"lease\":$(costd_json_string "$3")"
     [ -n "${4-}" ] && p="$p,\"namespace\":$(costd_json_string "$4")"
@@ -335,7 +349,7 @@ costd_cache_release() (
 costd_reserve() (
     if [ $# -lt 3 ]; then
         echo "usage: costd_reserve MODEL INPUT_TOKENS MAX_OUTPUT_TOKENS [USER] [FEATURE]" >&2
-        exit 64
+        exit 2
     fi
     _costd_require_integer INPUT_TOKENS "$2" || exit
     _costd_require_integer MAX_OUTPUT_TOKENS "$3" || exit
@@ -349,7 +363,7 @@ costd_reserve() (
 costd_release_reservation() (
     if [ $# -lt 1 ]; then
         echo "usage: costd_release_reservation RESERVATION" >&2
-        exit 64
+        exit 2
     fi
     costd_call releaseReservation "{\"reservation\":$(costd_json_string "$1")}"
 )
@@ -358,7 +372,7 @@ costd_release_reservation() (
 costd_tokens() (
     if [ $# -lt 1 ]; then
         echo "usage: costd_tokens TEXT [MODEL]" >&2
-        exit 64
+        exit 2
     fi
     p="\"text\":$(costd_json_string "$1")"
     [ -n "${2-}" ] && p="$p,\"model\":$(costd_json_string "$2")"
@@ -369,7 +383,7 @@ costd_tokens() (
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     if [ $# -lt 1 ]; then
         echo "usage: $0 ping|route|cache_get|cache_set|cache_delete|cache_flush|cache_release|record|report|estimate|reserve|release_reservation|tokens|call ARGS..." >&2
-        exit 64
+        exit 2
     fi
     command=$1
     shift

@@ -103,25 +103,25 @@ check "route non-ASCII prompt, no task" 0 '"reason":"default"' '"inputTokens":'
 echo "cache"
 PROMPT='{"messages":[{"role":"user","content":"Grüß Gott — 你好 🎉"}],"temperature":0}'
 run costd_cache_get gpt-4o "$PROMPT"
-check "cache miss" 0 '"hit":false'
+check "cache miss" 1 '"hit":false'
 VALUE=$(costd_json_string $'Answer: "ja" \\ naïve\nline2\t\001 🎉')
 run costd_cache_set gpt-4o "$PROMPT" "{\"text\":$VALUE}" 600
 check "cache set with ttl" 0 '"stored":true' '"ttl":600'
 run costd_cache_get gpt-4o '{"temperature":0,"messages":[{"content":"Grüß Gott — 你好 🎉","role":"user"}]}'
 check "cache hit (canonical key, non-ASCII)" 0 '"hit":true' "\"value\":{\"text\":$VALUE}" '"layer":"l1"'
 run costd_cache_get gpt-4o-mini "$PROMPT"
-check "model is part of the key" 0 '"hit":false'
+check "model is part of the key" 1 '"hit":false'
 run costd_cache_set gpt-4o '"p"' '"in ns"' "" tenant-ä
 check "cache set in a namespace" 0 '"stored":true'
 run costd_cache_get gpt-4o '"p"' tenant-ä
 check "cache get in the namespace" 0 '"hit":true' '"value":"in ns"'
 run costd_cache_get gpt-4o '"p"'
-check "namespaces are apart" 0 '"hit":false'
+check "namespaces are apart" 1 '"hit":false'
 run costd_cache_set gpt-4o '"short"' '1' 0.2
 check "fractional ttl" 0 '"ttl":0.2'
 sleep 0.3
 run costd_cache_get gpt-4o '"short"'
-check "expired entry" 0 '"hit":false'
+check "expired entry" 1 '"hit":false'
 run costd_cache_delete gpt-4o "$PROMPT"
 check "cache delete" 0 '"deleted":true'
 run costd_cache_delete gpt-4o "$PROMPT"
@@ -134,7 +134,7 @@ check "a value holding \"error\" is a result" 0 '"hit":true'
 COSTD_JQ=0 run costd_cache_get gpt-4o '"v"'
 check "... also without jq" 0 '"hit":true'
 run costd_cache_set gpt-4o '"p"' '"v"' 1e3
-check "bad ttl is a usage error" 64
+check "bad ttl is a usage error" 2
 
 echo "record"
 run costd_record gpt-4o 1000 500 "Zoë" "search"
@@ -144,13 +144,13 @@ check "record with recordId" 0 '"recordId":"order-7"'
 run costd_record gpt-4o 1000 500 ann summary order-7
 check "same recordId is a duplicate" 0 '"duplicate":true'
 run costd_record no-such-model 1 1
-check "unknown model is an error" 1 '"code":-32001' '"data":{"model":"no-such-model"}'
+check "unknown model is an error" 4 '"code":-32001' '"data":{"model":"no-such-model"}'
 COSTD_JQ=0 run costd_record no-such-model 1 1
-check "... also without jq" 1 '"code":-32001'
+check "... also without jq" 4 '"code":-32001'
 run costd_record gpt-4o many 1
-check "non-integer tokens are a usage error" 64
+check "non-integer tokens are a usage error" 2
 run costd_record gpt-4o
-check "missing arguments are a usage error" 64
+check "missing arguments are a usage error" 2
 
 echo "report"
 run costd_report
@@ -160,7 +160,7 @@ check "report of the month" 0 '"period":"month"' '"budgetUsd":1000'
 run costd_report 2020-02-03 month
 check "report of a past month" 0 '"periodKey":"2020-02"' '"totalCostUsd":0'
 run costd_report 2020-13-45
-check "invalid date is an error" 1 '"code":-32602'
+check "invalid date is an error" 4 '"code":-32602'
 
 echo "estimate"
 run costd_estimate gpt-4o-mini 1000 500 200
@@ -177,7 +177,7 @@ check "release the reservation" 0 '"released":true'
 run costd_release_reservation "$RESERVATION"
 check "release it again" 0 '"released":false'
 run costd_reserve gpt-4o ten 2000
-check "non-integer reserve tokens are a usage error" 64
+check "non-integer reserve tokens are a usage error" 2
 run costd_tokens "hello world" gpt-4o
 check "tokens" 0 '"tokens":2' '"encoding":"o200k_base"'
 run costd_call cacheGet '{"model":"gpt-4o","prompt":"leased","lease":true}'
@@ -186,7 +186,7 @@ LEASE=$(printf '%s' "$OUT" | sed -n 's/.*"lease":"\([^"]*\)".*/\1/p')
 run costd_cache_release gpt-4o '"leased"' "$LEASE"
 check "cache release" 0 '"released":true'
 run costd_cache_release gpt-4o '"leased"'
-check "cache release without a lease is a usage error" 64
+check "cache release without a lease is a usage error" 2
 
 echo "costd_call and errors"
 run costd_call route '{"task":"extraction","inputTokens":42}'
@@ -194,19 +194,19 @@ check "generic call" 0 '"tier":"simple"' '"inputTokens":42' '"inputTokensExact":
 run costd_call ping
 check "call without params" 0 '"pong":true'
 run costd_call noSuchMethod '{}'
-check "unknown method: non-zero, answer printed" 1 '"code":-32601' '"data":{"method":"noSuchMethod"}'
+check "unknown method: non-zero, answer printed" 4 '"code":-32601' '"data":{"method":"noSuchMethod"}'
 run costd_call record '{"model":"gpt-4o"}'
-check "invalid params" 1 '"code":-32602' 'inputTokens'
+check "invalid params" 4 '"code":-32602' 'inputTokens'
 run costd_call cacheGet '{"model":"m","prompt":'
-check "invalid JSON params: parse error" 1 '"code":-32700' '"id":null'
+check "invalid JSON params: parse error" 4 '"code":-32700' '"id":null'
 run costd_call "méthode-ü" '{}'
-check "non-ASCII method name" 1 '"code":-32601' 'méthode-ü'
+check "non-ASCII method name" 4 '"code":-32601' 'méthode-ü'
 BIG=$(head -c 4200000 /dev/zero | tr '\0' x)
 run costd_cache_set m '"big"' "\"$BIG\""
-check "frame over 4 MiB" 1 '"code":-32002' '"limit":4194304'
+check "frame over 4 MiB" 4 '"code":-32002' '"limit":4194304'
 unset BIG
 run costd_call
-check "costd_call without method" 64
+check "costd_call without method" 2
 
 echo "byte lengths"
 # 3000 four-byte characters: a frame whose character and byte counts differ by 9000.
@@ -224,7 +224,7 @@ if nc -h 2>&1 | grep -q -- '-U'; then
     COSTD_TRANSPORT=nc run costd_record gpt-4o 10 10
     check "record over nc -U" 0 '"costUsd":'
     COSTD_TRANSPORT=nc run costd_call nope
-    check "error over nc -U" 1 '"code":-32601'
+    check "error over nc -U" 4 '"code":-32601'
 else
     HAVE_NC=0
     skip "nc transport (no nc with -U: apt-get install netcat-openbsd)"
@@ -242,7 +242,7 @@ check "strict mode caller" 0 '"model":"gpt-4o-mini"'
 
 echo "daemon unreachable"
 COSTD_SOCKET=$TMP/nothing.sock run costd_ping
-check "no socket: exit 2" 2
+check "no socket: exit 3" 3
 case $ERR in *unreachable*) pass "no socket: says so" ;; *) fail "no socket: says so" "$ERR" ;; esac
 # A socket nobody answers on: the timeout ends the call.
 if [ "$HAVE_NC" = 1 ]; then
@@ -251,7 +251,7 @@ if [ "$HAVE_NC" = 1 ]; then
     for _ in $(seq 1 200); do [ -S "$TMP/silent.sock" ] && break; sleep 0.01; done
     T0=$(date +%s)
     COSTD_SOCKET=$TMP/silent.sock COSTD_TIMEOUT=1 run costd_ping
-    check "silent daemon: exit 2 after COSTD_TIMEOUT" 2
+    check "silent daemon: exit 3 after COSTD_TIMEOUT" 3
     if [ $(($(date +%s) - T0)) -le 4 ]; then pass "timeout is bounded"; else fail "timeout is bounded" "took $(($(date +%s) - T0)) s"; fi
 else
     skip "silent daemon timeout (needs nc -lU)"
@@ -262,10 +262,10 @@ TOTAL_BEFORE=$(costd_report | grep -o '"totalCostUsd":[0-9.e-]*')
 stop_daemon
 if [ -e "$SOCK" ]; then
     run costd_ping
-    check "stopped daemon: exit 2" 2
+    check "stopped daemon: exit 3" 3
 else
     run costd_ping
-    check "stopped daemon (socket removed): exit 2" 2
+    check "stopped daemon (socket removed): exit 3" 3
 fi
 if start_daemon; then pass "daemon restarted on the same socket"; else fail "daemon restarted on the same socket"; fi
 run costd_report
@@ -276,6 +276,6 @@ kill -KILL "$DAEMON_PID" 2>/dev/null
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
 run costd_ping
-check "killed daemon, stale socket: exit 2" 2
+check "killed daemon, stale socket: exit 3" 3
 
 summary costd.sh
