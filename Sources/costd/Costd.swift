@@ -25,7 +25,7 @@ struct Costd: AsyncParsableCommand {
     @Option(name: .customLong("data-dir"), help: "Data files (tokenizer vocabularies); default: $COSTD_DATA_DIR, the install's share/costd.")
     var dataDirectory: String?
 
-    @Option(help: "Config file (TOML).")
+    @Option(help: "Config file (TOML); default: $COSTD_CONFIG, else $XDG_CONFIG_HOME/costd/costd.toml, else /etc/costd/costd.toml, the first that exists.")
     var config: String?
 
     @Option(help: "Price file in the LiteLLM format (model_prices_and_context_window.json); overrides built-in prices.")
@@ -225,7 +225,8 @@ struct Costd: AsyncParsableCommand {
     /// The config file, then the flags over it.
     func loadConfiguration() throws -> Configuration {
         var configuration = Configuration()
-        if let config {
+        let environment = ProcessInfo.processInfo.environment
+        if let config = config ?? DefaultPaths.configFile(environment: environment, exists: { FileManager.default.fileExists(atPath: $0) }) {
             guard let data = FileManager.default.contents(atPath: config) else {
                 throw ConfigError("cannot read config file \(config)")
             }

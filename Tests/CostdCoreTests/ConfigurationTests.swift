@@ -180,6 +180,16 @@ import Testing
         #expect(try Configuration(toml: "[prices.m]\ninput = 1\noutput = 2\nencoding = \"cl100k_base\"").prices.price(for: "m")?.encoding == "cl100k_base")
     }
 
+    @Test func theConfigFileIsSearchedWhenNoneIsGiven() {
+        let both: Swift.Set = ["/x/costd/costd.toml", "/home/ann/.config/costd/costd.toml", "/etc/costd/costd.toml"]
+        let exists = { (path: String) in both.contains(path) }
+        #expect(DefaultPaths.configFile(environment: ["COSTD_CONFIG": "/c.toml", "XDG_CONFIG_HOME": "/x"], exists: exists) == "/c.toml")
+        #expect(DefaultPaths.configFile(environment: ["XDG_CONFIG_HOME": "/x", "HOME": "/home/ann"], exists: exists) == "/x/costd/costd.toml")
+        #expect(DefaultPaths.configFile(environment: ["HOME": "/home/ann"], exists: exists) == "/home/ann/.config/costd/costd.toml")
+        #expect(DefaultPaths.configFile(environment: ["HOME": "/home/bob"], exists: exists) == "/etc/costd/costd.toml")
+        #expect(DefaultPaths.configFile(environment: [:], exists: { _ in false }) == nil, "none: every setting has its default")
+    }
+
     @Test func pathsDefaultFromTheEnvironment() {
         #expect(DefaultPaths.socket(environment: ["COSTD_SOCKET": "/a", "XDG_RUNTIME_DIR": "/r"]) == "/a")
         #expect(DefaultPaths.socket(environment: ["XDG_RUNTIME_DIR": "/r"]) == "/r/costd.sock")

@@ -92,4 +92,19 @@ else
     skip "fish is not installed"
 fi
 
+echo "the config file, searched when --config is not given"
+SOCK=$TMP/costd.sock
+mkdir -p "$TMP/xdg/costd"
+printf '[budget]\ndaily = 7.25\n' >"$TMP/xdg/costd/costd.toml"
+XDG_CONFIG_HOME=$TMP/xdg HOME=$TMP "$COSTD_BIN" --socket "$SOCK" --state-dir "$TMP/state" --no-http >>"$TMP/daemon.log" 2>&1 &
+DAEMON_PID=$!
+trap 'stop_daemon; rm -rf "$TMP"' EXIT
+if wait_for_daemon "$COSTCTL_BIN" ping --socket "$SOCK" --timeout 2; then
+    run "$COSTCTL_BIN" report --json --socket "$SOCK"
+    check "\$XDG_CONFIG_HOME/costd/costd.toml is read" 0 '"budgetUsd":7.25'
+else
+    fail "costd started with \$XDG_CONFIG_HOME/costd/costd.toml" "$(cat "$TMP/daemon.log")"
+fi
+stop_daemon
+
 summary "cli conventions"

@@ -39,6 +39,21 @@ public enum DefaultPaths {
         return "/usr/share/costd"
     }
 
+    /// The config file read when `--config` is not given: `$COSTD_CONFIG`, else the first that
+    /// exists of `$XDG_CONFIG_HOME/costd/costd.toml` (`~/.config/costd/costd.toml`) and
+    /// `/etc/costd/costd.toml`; nil when there is none (every setting then has its default).
+    public static func configFile(environment: [String: String], exists: (String) -> Bool) -> String? {
+        if let path = environment["COSTD_CONFIG"], !path.isEmpty { return path }
+        var candidates: [String] = []
+        if let config = environment["XDG_CONFIG_HOME"], !config.isEmpty {
+            candidates.append(config + "/costd/costd.toml")
+        } else if let home = environment["HOME"], !home.isEmpty {
+            candidates.append(home + "/.config/costd/costd.toml")
+        }
+        candidates.append("/etc/costd/costd.toml")
+        return candidates.first(where: exists)
+    }
+
     /// `$STATE_DIRECTORY` (set by systemd), else `$XDG_STATE_HOME/costd`, else `/var/lib/costd`.
     public static func stateDirectory(environment: [String: String]) -> String {
         if let directory = environment["STATE_DIRECTORY"], !directory.isEmpty {
