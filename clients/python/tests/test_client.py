@@ -354,3 +354,10 @@ def test_reserve_settle_release_tokens_and_lease_release(client: costd.Client) -
     leased = client.cache_get("gpt-4o", {"q": "slow"}, lease=True)
     assert leased["hit"] is False and leased["lease"]
     assert client.cacheRelease("gpt-4o", {"q": "slow"}, leased["lease"]) == {"released": True}
+
+
+def test_the_client_has_the_daemons_version(client: costd.Client) -> None:
+    import importlib.metadata
+
+    assert client.ping()["version"] == costd.__version__
+    assert importlib.metadata.version("costd") == costd.__version__, "pyproject.toml says the same"

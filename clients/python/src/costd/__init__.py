@@ -37,7 +37,7 @@ from .errors import (
 from .gateway import async_openai_client, openai_client, resolve_http_socket_path
 from .llm import acached_completion, cached, cached_completion, to_jsonable, usage_from_response
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the daemon's (Sources/CostdCore/Version.swift); a test keeps them equal
 
 __all__ = [
     "Client",
