@@ -158,6 +158,25 @@ def test_litellm_logger_records_exact_spend_plain_async_and_streamed(daemon) -> 
             litellm.callbacks = []
 
 
+def test_litellm_logger_settles_the_routes_reservation(make_daemon) -> None:
+    daemon = make_daemon(config="[budget]\ndaily = 10\nhard_daily = true\n")
+    with costd.Client(daemon.socket) as client:
+        route = client.route("classification", prompt="Spam? WIN A CRUISE")
+        assert route["reservation"] and client.report()["reservedUsd"] > 0
+        litellm.callbacks = [CostdLogger(client=client)]
+        try:
+            litellm.completion(
+                model=route["model"], messages=[{"role": "user", "content": "Spam? WIN A CRUISE"}], mock_response="yes",
+                metadata={"reservation": route["reservation"]})
+            deadline = time.monotonic() + 20
+            while client.report()["requests"] < 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            assert client.report().get("reservedUsd", 0) == 0, "the record settled the route's reservation"
+        finally:
+            litellm.callbacks = []
+
+
 @pytest.mark.skipif(not os.environ.get("COSTD_EXPECT_WHEEL"), reason="only where scripts/test installed the built wheel")
 def test_the_built_wheel_is_what_is_tested() -> None:
     assert "site-packages" in (costd.__file__ or ""), costd.__file__

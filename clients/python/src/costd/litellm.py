@@ -33,8 +33,10 @@ class CostdLogger(CustomLogger):
     streamed or not: LiteLLM reports a stream once it has ended, with its whole usage).
 
     ``user`` and ``feature`` attribute the spend; a call's ``metadata={"user": ...,
-    "feature": ...}`` overrides them. A hit of LiteLLM's own cache is recorded as a cache hit
-    (savings). Each call is recorded under LiteLLM's call id, so it counts once. Works with no
+    "feature": ...}`` overrides them, and ``metadata={"reservation": route["reservation"]}``
+    passes costd's route through: the record settles the reservation the route took. A hit of
+    LiteLLM's own cache is recorded as a cache hit (savings). Each call is recorded under
+    LiteLLM's call id, so it counts once. Works with no
     arguments on the default socket; ``client=`` uses a given :class:`costd.Client`.
     """
 
@@ -83,6 +85,10 @@ class CostdLogger(CustomLogger):
             value = metadata.get(name, default)
             if value is not None:
                 params[name] = value
+        # The route passed through: a call made on costd's route (``route`` with hard budgets
+        # holds a reservation) settles that reservation with its record.
+        if metadata.get("reservation") and not params.get("cached"):
+            params["reservation"] = metadata["reservation"]
         return params
 
     def log_success_event(self, kwargs: Dict[str, Any], response_obj: Any, start_time: Any, end_time: Any) -> None:
