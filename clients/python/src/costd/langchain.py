@@ -25,6 +25,7 @@ try:
 except ImportError as exc:  # pragma: no cover - only without the extra
     raise ImportError('costd.langchain needs langchain-core: pip install "costd[langchain]"') from exc
 
+from ._lazy import LazyClient
 from .aio import AsyncClient
 from .client import Client
 from .errors import CostdError, DaemonUnavailable
@@ -96,20 +97,15 @@ class CostdCache(BaseCache):
         ttl: Optional[float] = None,
         socket: Optional[str] = None,
     ) -> None:
-        # Async calls go to the same daemon as a given client.
-        self._socket = socket if socket is not None or client is None else client.path
-        self._client = client
-        self._client_lock = threading.Lock()
+        self._client = LazyClient(client, socket)
+        self._socket = self._client.socket
         self._aclients = _AsyncClients(aclient)
         self.namespace = namespace
         self.ttl = ttl
 
     @property
     def client(self) -> Client:
-        with self._client_lock:
-            if self._client is None:
-                self._client = Client(self._socket)
-            return self._client
+        return self._client.get()
 
     def _key(self, prompt: str, llm_string: str) -> Dict[str, Any]:
         params: Dict[str, Any] = {"model": _model_of(llm_string), "prompt": {"prompt": prompt, "llm": llm_string}}
@@ -211,18 +207,13 @@ class CostdCallbackHandler(BaseCallbackHandler):
         self.user = user
         self.feature = feature
         self.model = model
-        # Async calls go to the same daemon as a given client.
-        self._socket = socket if socket is not None or client is None else client.path
-        self._client = client
+        self._client = LazyClient(client, socket)
         self._lock = threading.Lock()
         self._runs: Dict[UUID, Dict[str, Any]] = {}
 
     @property
     def client(self) -> Client:
-        with self._lock:
-            if self._client is None:
-                self._client = Client(self._socket)
-            return self._client
+        return self._client.get()
 
     def _start(self, run_id: UUID, metadata: Optional[Dict[str, Any]], kwargs: Dict[str, Any]) -> None:
         params = kwargs.get("invocation_params") or {}

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any, Dict, Optional
 
 try:
@@ -18,6 +17,7 @@ try:
 except ImportError as exc:  # pragma: no cover - only without the extra
     raise ImportError('costd.litellm needs litellm: pip install "costd[litellm]"') from exc
 
+from ._lazy import LazyClient
 from .aio import AsyncClient
 from .client import Client
 from .errors import CostdError, DaemonUnavailable
@@ -52,18 +52,13 @@ class CostdLogger(CustomLogger):
         super().__init__()
         self.user = user
         self.feature = feature
-        # Async calls go to the same daemon as a given client.
-        self._socket = socket if socket is not None or client is None else client.path
-        self._client = client
+        self._client = LazyClient(client, socket)
+        self._socket = self._client.socket
         self._aclient = aclient
-        self._lock = threading.Lock()
 
     @property
     def client(self) -> Client:
-        with self._lock:
-            if self._client is None:
-                self._client = Client(self._socket)
-            return self._client
+        return self._client.get()
 
     def record_params(self, kwargs: Dict[str, Any], response: Any) -> Optional[Dict[str, Any]]:
         """What to record for a finished call; None when it reported no usage."""

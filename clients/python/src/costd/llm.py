@@ -319,6 +319,15 @@ class _StreamAssembler:
         if choice.get("logprobs") is not None:
             into["logprobs"] = choice["logprobs"]
 
+    def bookkeeping(self, finished: bool) -> List[Tuple[str, Dict[str, Any]]]:
+        """What to send once the stream is over: a finished one is stored and recorded; one
+        abandoned early has no usage, so nothing is recorded (a warning says so) and the lease
+        and reservation are given back."""
+        if finished:
+            return _after_call(self.plan, self.completion() if self.storable else _Unstorable(self.usage))
+        logger.warning("costd: a %s stream ended before its usage came; its spend was not recorded", self.plan.model)
+        return self.plan.give_up_calls()
+
     def completion(self) -> Dict[str, Any]:
         """The chat completion the chunks add up to (what a plain call would have answered)."""
         body: Dict[str, Any] = {**self.head, "object": "chat.completion"}
@@ -437,11 +446,7 @@ def _stream_through(costd: Client, plan: _Plan, chunks: Any) -> Iterator[Any]:
                 yield chunk
         finished = True
     finally:
-        if finished:
-            _send(costd, _after_call(plan, assembler.completion() if assembler.storable else _Unstorable(assembler.usage)), plan.model)
-        else:
-            logger.warning("costd: a %s stream ended before its usage came; its spend was not recorded", plan.model)
-            _send(costd, plan.give_up_calls(), plan.model)
+        _send(costd, assembler.bookkeeping(finished), plan.model)
 
 
 async def _astream_through(costd: AsyncClient, plan: _Plan, chunks: Any) -> AsyncIterator[Any]:
@@ -459,11 +464,7 @@ async def _astream_through(costd: AsyncClient, plan: _Plan, chunks: Any) -> Asyn
                     yield chunk
         finished = True
     finally:
-        if finished:
-            await _asend(costd, _after_call(plan, assembler.completion() if assembler.storable else _Unstorable(assembler.usage)), plan.model)
-        else:
-            logger.warning("costd: a %s stream ended before its usage came; its spend was not recorded", plan.model)
-            await _asend(costd, plan.give_up_calls(), plan.model)
+        await _asend(costd, assembler.bookkeeping(finished), plan.model)
 
 
 class _Unstorable:
