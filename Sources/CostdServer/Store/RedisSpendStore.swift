@@ -389,7 +389,10 @@ public final class RedisSpendStore: SpendStore {
                 self.logger.debug("Spend check failed; tried again at the next upkeep", metadata: ["error": "\(error)"])
             }
             self.placement.withLock { $0.endCheck(succeeded: (try? result.get()) != nil) }
+            // Under the waiter's lock, so that a waiter between its test and its wait still hears it.
+            self.checked.lock()
             self.checked.broadcast()
+            self.checked.unlock()
             if self.spendGoesToRedis { self.replayBacklog(on: eventLoop, budget: budget) }
         }
     }
