@@ -66,7 +66,7 @@ struct Costd: AsyncParsableCommand {
     @Option(name: .customLong("socket-mode"), help: "Permissions of the socket costd creates, in octal (default 0660).")
     var socketMode: String = "0660"
 
-    @Option(name: .customLong("metrics-listen"), help: "Serve Prometheus metrics at http://HOST:PORT/metrics (off by default), e.g. 127.0.0.1:9464.")
+    @Option(name: .customLong("metrics-listen"), help: "Serve Prometheus metrics at http://HOST:PORT/metrics or on a Unix socket, unix:PATH (off by default), e.g. 127.0.0.1:9464.")
     var metricsListen: String?
 
     @Option(name: .customLong("http-socket"), help: "Unix socket of the OpenAI-compatible HTTP endpoint (default: $COSTD_HTTP_SOCKET, beside --socket, $XDG_RUNTIME_DIR/costd-http.sock, /run/costd/http.sock).")
@@ -120,13 +120,7 @@ struct Costd: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? Configuration.defaultEventLoops(cores: System.coreCount))
         let ledger = try SpendLedger(directory: stateDirectory, settings: configuration.ledger, logger: logger)
         let redis = configuration.redis.map { RedisConnector(settings: $0, group: group, logger: logger) }
-        var metricsAddress: (host: String, port: Int)? = nil
-        if let metricsListen {
-            guard let colon = metricsListen.lastIndex(of: ":"), let port = Int(metricsListen[metricsListen.index(after: colon)...]),
-                (0...65535).contains(port)
-            else { throw ValidationError("--metrics-listen must be HOST:PORT, like 127.0.0.1:9464") }
-            metricsAddress = (String(metricsListen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
-        }
+        let metricsAddress = configuration.metricsListen
         let metrics = metricsAddress.map { _ in DaemonMetrics(withRedis: configuration.redis != nil) }
         let executable = Executable.currentPath()
         let dataDirectory = configuration.dataDirectory
@@ -166,7 +160,7 @@ struct Costd: AsyncParsableCommand {
         if let metrics, let metricsAddress {
             // Bound here, before the socket server reports ready: a taken port fails the start.
             services.append(
-                try await MetricsServer.bind(host: metricsAddress.host, port: metricsAddress.port, group: group, logger: logger) {
+                try await MetricsServer.bind(address: metricsAddress, group: group, logger: logger) {
                     engine.refreshMetrics(connections: server.connectionCount)
                     return metrics.render()
                 }
@@ -271,6 +265,7 @@ struct Costd: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("costd: warning: a password in --redis is visible to every user in the process list; use --redis-password-file or $COSTD_REDIS_PASSWORD\n".utf8))
             }
         }
+        if let metricsListen { configuration.metricsListen = try MetricsListenAddress(parsing: metricsListen) }
         if let redisSpend {
             guard configuration.redis != nil else { throw ConfigError("--redis-spend needs --redis (or [redis] url) for the cache") }
             configuration.redis?.spendEndpoint = try RedisEndpoint(url: redisSpend)

@@ -28,13 +28,13 @@ struct RPCConnectionHandlerTests {
         let reads = ReadCounter()
         let directory: String
 
-        init(clock: CostdClock = .system, _ configure: (inout ServerLimits) -> Void = { _ in }) throws {
+        init(clock: CostdClock = .system, metrics: DaemonMetrics? = nil, _ configure: (inout ServerLimits) -> Void = { _ in }) throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("costd-handler-\(UUID().uuidString)").path
             let logger = Logger(label: "test")
             let ledger = try SpendLedger(directory: directory, settings: LedgerSettings(), logger: logger)
             engine = try CostdEngine(
                 rules: try Rules.load(Configuration()), ledger: ledger, redis: nil,
-                tokenizers: Tokenizers(dataDirectory: nil, logger: logger), clock: clock, logger: logger
+                tokenizers: Tokenizers(dataDirectory: nil, logger: logger), metrics: metrics, clock: clock, logger: logger
             )
             var limits = ServerLimits()
             configure(&limits)

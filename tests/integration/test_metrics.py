@@ -7,6 +7,11 @@ the exposition text the way Prometheus' own client library does.
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 from typing import Dict, List, Tuple
@@ -226,3 +231,29 @@ def test_a_missing_budget_is_nan_not_zero(make_daemon):
     m = Scrape(scrape(unbudgeted)[0])
     assert math.isnan(m.value("costd_budget_usd", period="day"))
     assert math.isnan(m.value("costd_budget_usd", period="month"))
+
+
+def test_metrics_on_a_unix_socket_through_curl_with_monotonic_counters_and_budget_ratios(make_daemon) -> None:
+    """The shipped unit allows Unix sockets only: scraped there with curl, as a proxy would."""
+    root = tempfile.mkdtemp(prefix="costd-m-", dir="/tmp")
+    path = os.path.join(root, "metrics.sock")
+    try:
+        daemon = make_daemon("--daily-budget", "5", "--metrics-listen", f"unix:{path}")
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+        with costd.Client(daemon.socket) as client:
+            client.record("gpt-4o", inputTokens=1000, outputTokens=500)
+            client.record("gpt-4o", inputTokens=1000, outputTokens=500)
+            client.record("gpt-4o", inputTokens=1000, outputTokens=500, cached=True)
+        answer = subprocess.run(["curl", "-sS", "--unix-socket", path, "http://localhost/metrics"], capture_output=True, text=True, timeout=10)
+        assert answer.returncode == 0, answer.stderr
+        m = Scrape(answer.stdout)
+        assert m.types["costd_calls"] == "counter" and m.types["costd_tokens"] == "counter"
+        assert m.value("costd_spend_usd_total", model="gpt-4o") == pytest.approx(2 * GPT4O_COST, abs=1e-12)
+        assert "costd_spend_usd_total{model=\"gpt-4o\"} 0.015\n" in answer.stdout, "exact decimal"
+        assert m.value("costd_calls_total", model="gpt-4o") == 2
+        assert m.value("costd_tokens_total", model="gpt-4o", **{"class": "output"}) == 1000
+        assert m.value("costd_budget_usage_ratio", scope="host", period="day") == pytest.approx(2 * GPT4O_COST / 5)
+        assert m.all("costd_budget_usage_ratio", period="month") == [], "no monthly budget: no series"
+        assert m.value("costd_build_info", version=costd.__version__) == 1
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

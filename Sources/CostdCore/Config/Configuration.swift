@@ -81,6 +81,8 @@ public struct LedgerSettings: Sendable, Equatable {
 
 /// Everything the daemon can be told, from the config file and then from flags.
 public struct Configuration: Sendable, Equatable {
+    /// `metrics_listen` (`--metrics-listen`): where to serve `GET /metrics`; nil serves none.
+    public var metricsListen: MetricsListenAddress?
     public var socketPath: String?
     public var stateDirectory: String?
     /// Where data files live (tokenizer vocabularies in `tokenizers/`).
@@ -147,6 +149,7 @@ extension Configuration {
         dataDirectory = try root.string("data_dir")
         timeZone = try root.string("time_zone")
         baselineModel = try root.string("baseline_model") ?? baselineModel
+        metricsListen = try root.string("metrics_listen").map { text throws(ConfigError) in try MetricsListenAddress(parsing: text) }
 
         if var section = try root.section("limits") {
             limits.maxFrameBytes = try section.int("max_frame_bytes") ?? limits.maxFrameBytes

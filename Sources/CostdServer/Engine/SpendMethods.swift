@@ -74,10 +74,12 @@ extension CostdEngine {
             estimated: call.estimated
         )
         let logger = self.logger
+        let metrics = self.metrics
         return store.record(record, rememberId: call.clientRecordId != nil, reservation: call.reservation, budget: rules.budget, on: eventLoop)
             .map { receipt in
                 if !receipt.duplicate {
                     for alert in receipt.alerts { alert.log(to: logger) }
+                    if !receipt.record.cached { metrics?.recorded(receipt.record) }
                 }
                 return receipt
             }

@@ -31,6 +31,10 @@ public final class DaemonMetrics: Sendable {
     /// Times this daemon put its spend back after Redis lost it.
     private let spendRestores: CoreMetrics.Counter?
     private let spendRestoresCounted = Atomic<Int>(0)
+    /// Spend, calls and tokens by model, monotonic (rendered by hand: exact decimals).
+    let spendCounters = SpendCounters()
+    /// Spent over budget per period, of the budgets that are set (none, no series: never NaN).
+    private let budgetRatios = Mutex<[(period: String, ratio: Double)]>([])
     private let l1Entries: CoreMetrics.Gauge
     private let l1Bytes: CoreMetrics.Gauge
     private let connections: CoreMetrics.Gauge
@@ -115,11 +119,16 @@ public final class DaemonMetrics: Sendable {
         spent: [BudgetScope: Money], budgets: BudgetSettings, store: StoreStatus, l1: L1Cache.Statistics, ledger: LedgerDurability,
         connections count: Int
     ) {
+        var ratios: [(period: String, ratio: Double)] = []
         for scope in BudgetScope.allCases {
             spend[scope]?.record((spent[scope] ?? .zero).dollars)
             // No budget is not a budget of zero: NaN, which no alert rule compares true against.
             budget[scope]?.record(budgets.budget(for: scope)?.dollars ?? .nan)
+            if let limit = budgets.budget(for: scope), limit > .zero {
+                ratios.append((scope == .day ? "day" : "month", Double((spent[scope] ?? .zero).nanos) / Double(limit.nanos)))
+            }
         }
+        budgetRatios.withLock { $0 = ratios }
         redisUp?.record(store.state == "up" ? 1 : 0)
         backlog?.record(store.backlog)
         spendInRedis?.record(store.spendIn == "redis" ? 1 : 0)
@@ -134,8 +143,24 @@ public final class DaemonMetrics: Sendable {
         syncWindowMax.record(Double(ledger.syncWindows.maxNanos) / 1e9)
     }
 
-    /// The exposition text.
+    /// Counts an acknowledged record (not a duplicate, not a cache hit) in the monotonic counters.
+    func recorded(_ record: SpendRecord) {
+        spendCounters.count(record)
+    }
+
+    /// The exposition text: swift-prometheus's metrics, then the ones written here (exact
+    /// decimals, and series that exist only when they mean something).
     public func render() -> [UInt8] {
-        registry.emitToBuffer()
+        var text = ""
+        spendCounters.render(into: &text)
+        let ratios = budgetRatios.withLock { $0 }
+        if !ratios.isEmpty {
+            text += "# HELP costd_budget_usage_ratio Spent over budget in the current period; no series for a budget that is not set.\n"
+            text += "# TYPE costd_budget_usage_ratio gauge\n"
+            for (period, ratio) in ratios { text += "costd_budget_usage_ratio{scope=\"host\",period=\"\(period)\"} \(ratio)\n" }
+        }
+        text += "# HELP costd_build_info The running costd's version.\n# TYPE costd_build_info gauge\n"
+        text += "costd_build_info{version=\"\(CostdVersion.current)\"} 1\n"
+        return registry.emitToBuffer() + Array(text.utf8)
     }
 }

@@ -1,11 +1,16 @@
+import CostdCore
 import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 
 /// Serves `GET /metrics` in the Prometheus text format on a TCP address (`--metrics-listen
-/// 127.0.0.1:9464`). Off by default.
+/// 127.0.0.1:9464`) or a Unix socket (`--metrics-listen unix:/run/costd/metrics.sock`, which the
+/// shipped unit's sandbox allows). Off by default.
 ///
 /// It binds before the daemon reports ready (``bind(host:port:group:logger:render:)``), so a
 /// port in use stops the start with a reason instead of a daemon that looks ready and then exits.
@@ -18,23 +23,31 @@ public final class MetricsServer: Service, Sendable {
         self.logger = logger
     }
 
+    /// Binds `address`: TCP, or a Unix socket (mode 0660, like the RPC socket: the costd group
+    /// may scrape; a stale socket file is replaced).
     public static func bind(
-        host: String, port: Int, group: any EventLoopGroup, logger: Logger, render: @escaping @Sendable () -> [UInt8]
+        address: MetricsListenAddress, group: any EventLoopGroup, logger: Logger, render: @escaping @Sendable () -> [UInt8]
     ) async throws -> MetricsServer {
         let channel: any Channel
         do {
-            channel = try await ServerBootstrap(group: group)
+            let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
                         try channel.pipeline.syncOperations.addHandler(MetricsHandler(render: render))
                     }
                 }
-                .bind(host: host, port: port).get()
+            switch address {
+            case .tcp(let host, let port):
+                channel = try await bootstrap.bind(host: host, port: port).get()
+            case .unix(let path):
+                channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+                guard chmod(path, 0o660) == 0 else { throw IOError(errnoCode: errno, reason: "chmod \(path)") }
+            }
         } catch {
-            throw MetricsBindError(address: "\(host):\(port)", underlying: "\(error)")
+            throw MetricsBindError(address: "\(address)", underlying: "\(error)")
         }
-        logger.info("Serving metrics", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "\(host):\(port)")"])
+        logger.info("Serving metrics", metadata: ["address": "\(address)"])
         return MetricsServer(channel: channel, logger: logger)
     }
 
