@@ -265,8 +265,7 @@ public final class SpendLedger: Sendable {
             let ids = counted.map(\.record.recordId)
             state.backlog.remove(ids)
             log.append(LedgerEntry.replayed(ids))
-            state.keepCounted(counted)
-            log.append(LedgerEntry.countedInRedis(counted))
+            keepCounted(counted, in: &state)
         }
     }
 
@@ -277,11 +276,13 @@ public final class SpendLedger: Sendable {
     /// written before the records are acknowledged all the same (``LedgerSettings/Fsync``).
     public func keepCounted(_ counted: [(record: SpendRecord, alerts: [BudgetAlert])]) {
         guard !counted.isEmpty else { return }
-        state.withLock { state in
-            state.keepCounted(counted)
-            log.append(LedgerEntry.countedInRedis(counted))
-            compactIfDue(&state, nowMillis: clock.nowMillis)
-        }
+        state.withLock { keepCounted(counted, in: &$0) }
+    }
+
+    private func keepCounted(_ counted: [(record: SpendRecord, alerts: [BudgetAlert])], in state: inout State) {
+        state.keepCounted(counted)
+        log.append(LedgerEntry.countedInRedis(counted))
+        compactIfDue(&state, nowMillis: clock.nowMillis)
     }
 
     /// Alert flags seen set in Redis (by any daemon), so that a restore sets them again and no
