@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
@@ -257,3 +258,24 @@ def test_metrics_on_a_unix_socket_through_curl_with_monotonic_counters_and_budge
         assert m.value("costd_build_info", version=costd.__version__) == 1
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_example_alert_rules_name_only_metrics_costd_exports(make_daemon, redis_server) -> None:
+    """examples/prometheus/costd-alerts.yml parses, and every costd metric it names is in a
+    scrape of a daemon with Redis and budgets (a renamed metric would leave a rule that never fires)."""
+    import re
+
+    import yaml
+
+    rules_file = Path(__file__).resolve().parents[2] / "examples" / "prometheus" / "costd-alerts.yml"
+    rules = yaml.safe_load(rules_file.read_text())
+    expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert len(expressions) >= 5 and all(rule.get("alert") for group in rules["groups"] for rule in group["rules"])
+    named = {name for expr in expressions for name in re.findall(r"\bcostd_[a-z_]+", expr)}
+
+    daemon = make_daemon("--daily-budget", "5", "--monthly-budget", "100", "--redis", redis_server.url, metrics=True)
+    with costd.Client(daemon.socket) as client:
+        client.record("gpt-4o", inputTokens=1000, outputTokens=500)
+    m = Scrape(scrape(daemon)[0])
+    missing = sorted(name for name in named if not m.all(name))
+    assert not missing, f"the rules name metrics costd does not export: {missing}"
