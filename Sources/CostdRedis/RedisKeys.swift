@@ -44,6 +44,13 @@ public struct RedisKeys: Sendable {
     public var spendEpoch: String { prefix + "{s}:epoch" }
     /// `<epoch>:<daemon>` fields: which daemons have put their spend back since the epoch began.
     public var spendRestored: String { prefix + "{s}:restored" }
+    /// The four alert flags of a day and its month, in the order the record script reads them:
+    /// day warning, day exceeded, month warning, month exceeded.
+    public static func alertFlags(day: String) -> [(scope: BudgetScope, period: String, level: AlertLevel)] {
+        let month = PeriodCalendar.monthKey(ofDay: day)
+        return [(.day, day, .warning), (.day, day, .exceeded), (.month, month, .warning), (.month, month, .exceeded)]
+    }
+
     /// Open reservations: by expiry (sorted set) and their amounts (hash), and the reserved total per period.
     public var reservationExpiry: String { prefix + "{s}:rsv:exp" }
     public var reservationAmounts: String { prefix + "{s}:rsv:amt" }

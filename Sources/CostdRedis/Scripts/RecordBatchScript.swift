@@ -45,10 +45,7 @@ public struct RecordBatchScript: RedisScriptCall {
         public var monthKey: String { redisKeys.month(month) }
         /// Alert flags: day warning, day exceeded, month warning, month exceeded.
         public var alertKeys: [String] {
-            [
-                redisKeys.alert(.day, day, .warning), redisKeys.alert(.day, day, .exceeded),
-                redisKeys.alert(.month, month, .warning), redisKeys.alert(.month, month, .exceeded),
-            ]
+            RedisKeys.alertFlags(day: day).map { redisKeys.alert($0.scope, $0.period, $0.level) }
         }
         public var reservationAmountsKey: String { redisKeys.reservationAmounts }
         public var reservationExpiryKey: String { redisKeys.reservationExpiry }

@@ -106,7 +106,7 @@ public final class RedisSpendStore: SpendStore {
                         self.backlogAll(batch, on: eventLoop, reason: "short answer")
                     case .failure(let error):
                         self.backlogAll(batch, on: eventLoop, reason: "\(error)")
-                        if RedisSpendStore.isEpochChange(error) { self.spendCanaryChanged(on: eventLoop) }
+                        if RedisSpendStore.isEpochChange(error) { self.spendCanaryChanged() }
                     }
                 }
         }
@@ -178,7 +178,7 @@ public final class RedisSpendStore: SpendStore {
             ReserveScript(request: request, budget: budget, epoch: epoch, keys: keys), timeoutMillis: settings.recordTimeoutMillis,
             on: eventLoop)
         reserved.whenFailure { error in
-            if RedisSpendStore.isEpochChange(error) { self.spendCanaryChanged(on: eventLoop) }
+            if RedisSpendStore.isEpochChange(error) { self.spendCanaryChanged() }
         }
         return reserved
             .flatMapThrowing { reply in
@@ -359,7 +359,7 @@ public final class RedisSpendStore: SpendStore {
 
     /// A script found another canary token than this daemon's: records wait in the backlog until
     /// the next upkeep (a second at most) has put this daemon's spend back.
-    private func spendCanaryChanged(on eventLoop: any EventLoop) {
+    private func spendCanaryChanged() {
         placement.withLock { $0.canaryChanged() }
     }
 
@@ -401,13 +401,12 @@ public final class RedisSpendStore: SpendStore {
     /// canary is not this daemon's token, this daemon's spend of the open month goes back.
     private func checkCanary(today: String, fixTTLs: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let month = PeriodCalendar.monthKey(ofDay: today)
-        let flags: [(scope: BudgetScope, period: String, level: AlertLevel)] = [
-            (.day, today, .warning), (.day, today, .exceeded), (.month, month, .warning), (.month, month, .exceeded),
-        ]
-        var commands: [RedisCommand] = [.make("GET", keys.spendEpoch), (["MGET"] + flags.map { keys.alert($0.scope, $0.period, $0.level) }).map(\.redisBytes)]
+        let flags = RedisKeys.alertFlags(day: today)
+        let flagKeys = flags.map { keys.alert($0.scope, $0.period, $0.level) }
+        var commands: [RedisCommand] = [.make("GET", keys.spendEpoch), (["MGET"] + flagKeys).map(\.redisBytes)]
         if fixTTLs {
             // Keys written by costd before 0.3 carry a TTL, which a volatile-* policy may evict.
-            commands += ([keys.day(today), keys.month(month)] + flags.map { keys.alert($0.scope, $0.period, $0.level) }).map { .make("PERSIST", $0) }
+            commands += ([keys.day(today), keys.month(month)] + flagKeys).map { .make("PERSIST", $0) }
         }
         let (known, _) = ledger.redisIdentity
         return redis.execute(commands, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).flatMap { replies in
@@ -448,17 +447,21 @@ public final class RedisSpendStore: SpendStore {
     /// Totals and alert flags carry no TTL (an eviction policy must never pick them): old periods
     /// are deleted here, hourly, by name. Each pass deletes the 62 days (and their months) just
     /// past the horizons, so a fleet stopped for up to two months leaves nothing behind.
+    /// Days past each horizon one purge deletes.
+    static let purgeSpanDays = 62
+
     private func purgeOldPeriodsIfDue(today: String, on eventLoop: any EventLoop) {
         let now = clock.monotonicNanos
         guard placement.withLock({ $0.purgeDue(nowNanos: now) }) else { return }
-        let dayHorizon = PeriodCalendar.days(endingAt: today, count: Int(settings.dayKeyTTLDays) + 62)
-        let monthHorizon = PeriodCalendar.days(endingAt: today, count: Int(settings.monthKeyTTLDays) + 62)
+        let span = RedisSpendStore.purgeSpanDays
+        let dayHorizon = PeriodCalendar.days(endingAt: today, count: Int(settings.dayKeyTTLDays) + span)
+        let monthHorizon = PeriodCalendar.days(endingAt: today, count: Int(settings.monthKeyTTLDays) + span)
         var names: [String] = []
-        for day in dayHorizon.prefix(62) {
+        for day in dayHorizon.prefix(span) {
             names += [keys.day(day), keys.alert(.day, day, .warning), keys.alert(.day, day, .exceeded)]
         }
-        let oldestKeptMonth = PeriodCalendar.monthKey(ofDay: monthHorizon[62])
-        for month in Set(monthHorizon.prefix(62).map(PeriodCalendar.monthKey(ofDay:))) where month < oldestKeptMonth {
+        let oldestKeptMonth = PeriodCalendar.monthKey(ofDay: monthHorizon[span])
+        for month in Set(monthHorizon.prefix(span).map(PeriodCalendar.monthKey(ofDay:))) where month < oldestKeptMonth {
             names += [keys.month(month), keys.alert(.month, month, .warning), keys.alert(.month, month, .exceeded)]
         }
         redis.execute([(["UNLINK"] + names).map(\.redisBytes)], timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).whenFailure { _ in
@@ -524,7 +527,7 @@ public final class RedisSpendStore: SpendStore {
                         }
                     }
                 } catch {
-                    if RedisSpendStore.isEpochChange(error) { self.spendCanaryChanged(on: eventLoop) }
+                    if RedisSpendStore.isEpochChange(error) { self.spendCanaryChanged() }
                     if !self.replayErrorLogged.exchange(true, ordering: .relaxed) {
                         self.logger.error("Backlog records rejected by Redis; kept for later", metadata: ["recordId": "\(batch[0].0.recordId)", "error": "\(error)"])
                     }
