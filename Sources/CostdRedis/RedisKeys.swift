@@ -17,6 +17,12 @@ public struct RedisKeys: Sendable {
         prefix + "c:" + RedisKeys.hex(namespace) + ":{" + key.hex + "}"
     }
 
+    /// What a cached value's answer cost (nano-dollars), beside it with the same expiry, when
+    /// `cacheSet` was told; under the value's pattern, so a flush takes it too.
+    public func cacheAnswerCost(_ key: CacheKey, namespace: String) -> String {
+        cacheValue(key, namespace: namespace) + ":c"
+    }
+
     /// The SCAN pattern of every cached value of a namespace, or of all of them.
     public func cachePattern(namespace: String?) -> String {
         guard let namespace else { return prefix + "c:*" }

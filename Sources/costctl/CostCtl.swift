@@ -154,10 +154,13 @@ struct Route: ParsableCommand {
     @Option(name: .customLong("input-tokens"), help: "The prompt's size in tokens, when known.") var inputTokens: Int?
     @Option(help: "Who the call is for (budgets and reports by user).") var user: String?
     @Option(help: "What the call is for (budgets and reports by feature).") var feature: String?
+    @Option(help: "The model the call would use without costd (routing savings are measured from it; default: baseline_model).")
+    var model: String?
 
     func run() throws {
         var params = JSONObject()
         if let task { params.append("task", .string(task)) }
+        if let model { params.append("model", .string(model)) }
         if let prompt { params.append("prompt", .string(prompt)) }
         if let inputTokens { params.append("inputTokens", .int(inputTokens)) }
         if let user { params.append("user", .string(user)) }
@@ -169,6 +172,7 @@ struct Route: ParsableCommand {
             let maxTokens = result["maxTokens"]?.numberValue?.text ?? "?"
             print("\(model)  (tier \(tier), reason \(reason), maxTokens \(maxTokens))")
             if let detail = result["detail"]?.stringValue { print("  \(detail)") }
+            if let routeId = result["routeId"]?.stringValue { print("  routeId \(routeId) (pass it to record --route-id)") }
         }
     }
 }
@@ -277,6 +281,8 @@ struct Record: ParsableCommand {
     @Option(help: "What the call was for (budgets and reports by feature).") var feature: String?
     @Option(name: .customLong("cost-usd"), help: "The cost, when the daemon should not price it.") var costUsd: String?
     @Option(name: .customLong("record-id"), help: "An id that makes retries count once.") var recordId: String?
+    @Option(name: .customLong("route-id"), help: "The routeId route gave for this call: claims its routing saving.")
+    var routeId: String?
 
     func run() throws {
         var params = JSONObject()
@@ -297,9 +303,12 @@ struct Record: ParsableCommand {
             params.append("costUsd", .number(number))
         }
         if let recordId { params.append("recordId", .string(recordId)) }
+        if let routeId { params.append("routeId", .string(routeId)) }
         try options.call("record", .object(params)) { result in
             var line = "recorded \(usd(result["costUsd"]))"
             if cached { line = "recorded a cache hit, saved \(usd(result["savedUsd"]))" }
+            if result["routingSavedUsd"] != nil { line += ", routing saved \(usd(result["routingSavedUsd"]))" }
+            if let ignored = result["routeIgnored"]?.stringValue { line += " (route not claimed: \(ignored))" }
             if result["duplicate"]?.boolValue == true { line += " (duplicate recordId: not counted again)" }
             print(line)
             if let day = result["day"] {

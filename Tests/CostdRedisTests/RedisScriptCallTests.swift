@@ -104,7 +104,10 @@ struct RedisScriptCallTests {
     }
 
     @Test func leaseRepliesAreParsed() throws {
-        #expect(try AcquireLeaseScript.parse(.array([.integer(1), .string([1, 2]), .integer(500)])) == .hit(value: [1, 2], pttl: 500))
+        #expect(try AcquireLeaseScript.parse(.array([.integer(1), .string([1, 2]), .integer(500), .string([])])) == .hit(value: [1, 2], pttl: 500, answerCost: .zero))
+        #expect(
+            try AcquireLeaseScript.parse(.array([.integer(1), .string([1, 2]), .integer(500), .string(Array("2500".utf8))]))
+                == .hit(value: [1, 2], pttl: 500, answerCost: Money(nanos: 2_500)))
         #expect(try AcquireLeaseScript.parse(.array([.integer(2)])) == .granted)
         #expect(try AcquireLeaseScript.parse(.array([.integer(3), .integer(10)])) == .held)
         #expect(try FillLeaseScript.parse(.integer(1)))

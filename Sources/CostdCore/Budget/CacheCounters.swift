@@ -15,19 +15,27 @@ public struct CacheCounters: Sendable, Equatable {
         self.sets = sets
     }
 
+    /// Every counter by the one name it is kept under: in the ledger's compact form and as a
+    /// field of Redis's cache statistics hash.
+    public static let fields: [(name: String, value: any WritableKeyPath<CacheCounters, Int64> & Sendable)] = [
+        ("l1", \.l1Hits), ("l2", \.l2Hits), ("fill", \.fillHits), ("miss", \.misses), ("set", \.sets),
+    ]
+
+    /// Adds `amount` to the counter named `name` (one of ``fields``); unknown names are skipped.
+    public mutating func add(_ amount: Int64, toField name: some StringProtocol) {
+        guard let field = CacheCounters.fields.first(where: { $0.name == name }) else { return }
+        self[keyPath: field.value] += amount
+    }
+
     public var hits: Int64 { l1Hits + l2Hits + fillHits }
     public var lookups: Int64 { hits + misses }
     public var hitRate: Double { lookups == 0 ? 0 : Double(hits) / Double(lookups) }
     public var isZero: Bool { self == CacheCounters() }
 
     public static func + (lhs: CacheCounters, rhs: CacheCounters) -> CacheCounters {
-        CacheCounters(
-            l1Hits: lhs.l1Hits + rhs.l1Hits,
-            l2Hits: lhs.l2Hits + rhs.l2Hits,
-            fillHits: lhs.fillHits + rhs.fillHits,
-            misses: lhs.misses + rhs.misses,
-            sets: lhs.sets + rhs.sets
-        )
+        var sum = lhs
+        for field in fields { sum[keyPath: field.value] += rhs[keyPath: field.value] }
+        return sum
     }
 
     public static func += (lhs: inout CacheCounters, rhs: CacheCounters) { lhs = lhs + rhs }
@@ -44,21 +52,17 @@ public struct CacheCounters: Sendable, Equatable {
 
     public func writeCompact(to writer: inout JSONWriter) {
         writer.beginObject()
-        if l1Hits != 0 { writer.field("l1", l1Hits) }
-        if l2Hits != 0 { writer.field("l2", l2Hits) }
-        if fillHits != 0 { writer.field("fill", fillHits) }
-        if misses != 0 { writer.field("miss", misses) }
-        if sets != 0 { writer.field("set", sets) }
+        for field in CacheCounters.fields where self[keyPath: field.value] != 0 {
+            let amount = self[keyPath: field.value]
+            writer.field(field.name) { $0.int(amount) }
+        }
         writer.endObject()
     }
 
     public init(compact json: JSONValue) {
-        self.init(
-            l1Hits: json["l1"]?.numberValue?.int64 ?? 0,
-            l2Hits: json["l2"]?.numberValue?.int64 ?? 0,
-            fillHits: json["fill"]?.numberValue?.int64 ?? 0,
-            misses: json["miss"]?.numberValue?.int64 ?? 0,
-            sets: json["set"]?.numberValue?.int64 ?? 0
-        )
+        self.init()
+        for field in CacheCounters.fields {
+            self[keyPath: field.value] = json[field.name]?.numberValue?.int64 ?? 0
+        }
     }
 }

@@ -37,9 +37,9 @@ public final class L1Cache: Sendable {
     }
 
     @discardableResult
-    public func set(_ key: CacheKey, value: [UInt8], namespace: String, expiresAt: UInt64, now: UInt64) -> Bool {
+    public func set(_ key: CacheKey, value: [UInt8], namespace: String, expiresAt: UInt64, answerCost: Money = .zero, now: UInt64) -> Bool {
         shard(key).cache.withLock {
-            $0.set(key, value: value, namespace: namespace, expiresAt: expiresAt, now: now)
+            $0.set(key, value: value, namespace: namespace, expiresAt: expiresAt, answerCost: answerCost, now: now)
         }
     }
 

@@ -18,6 +18,8 @@ public struct SieveCache: Sendable {
         var key: CacheKey
         var value: [UInt8]
         var expiresAt: UInt64
+        /// What the stored answer cost, in nano-dollars (0: not given): saved by each hit.
+        var answerCost: Int64
         var namespace: UInt32
         var newer: Int32  // towards the head (newest)
         var older: Int32  // towards the tail (oldest)
@@ -28,6 +30,8 @@ public struct SieveCache: Sendable {
     public struct Entry: Sendable {
         public var value: [UInt8]
         public var expiresAt: UInt64
+        /// What the stored answer cost (zero when not given): what a hit on it saves.
+        public var answerCost: Money
     }
 
     public let capacityBytes: Int
@@ -122,14 +126,14 @@ public struct SieveCache: Sendable {
             return nil
         }
         nodes[index].visited = true
-        return Entry(value: nodes[index].value, expiresAt: nodes[index].expiresAt)
+        return Entry(value: nodes[index].value, expiresAt: nodes[index].expiresAt, answerCost: Money(nanos: nodes[index].answerCost))
     }
 
     /// Stores `value` until `expiresAt`, evicting as needed. Returns false when the entry alone
     /// is larger than the whole cache (it is then not stored, and any older value is dropped).
     @discardableResult
     public mutating func set(
-        _ key: CacheKey, value: [UInt8], namespace: String, expiresAt: UInt64, now: UInt64
+        _ key: CacheKey, value: [UInt8], namespace: String, expiresAt: UInt64, answerCost: Money = .zero, now: UInt64
     ) -> Bool {
         if let (position, slot) = findSlot(key) { remove(slot: slot, position: position) }
         let cost = value.count + namespace.utf8.count + SieveCache.entryOverhead
@@ -139,7 +143,8 @@ public struct SieveCache: Sendable {
         }
         reserveIndexSlot()
         let node = Node(
-            key: key, value: value, expiresAt: expiresAt, namespace: namespaceID(namespace), newer: -1, older: head,
+            key: key, value: value, expiresAt: expiresAt, answerCost: answerCost.nanos, namespace: namespaceID(namespace), newer: -1,
+            older: head,
             visited: false, live: true
         )
         let slot: Int32

@@ -13,8 +13,15 @@ enum CacheLayer: String {
     case fill
 }
 
+/// A cached answer and what it cost when it was made (zero when `cacheSet` was not told): what
+/// a hit on it saves.
+struct CachedAnswerBytes {
+    var value: [UInt8]
+    var answerCost: Money
+}
+
 enum CacheLookup {
-    case hit(value: [UInt8], layer: CacheLayer)
+    case hit(CachedAnswerBytes, layer: CacheLayer)
     /// A miss; `lease` is set when this caller now holds the single-flight lease.
     case miss(lease: String?)
 }
@@ -71,11 +78,11 @@ final class CacheTier: Sendable {
     private var now: UInt64 { clock.monotonicNanos }
     private var nowDeadline: NIODeadline { .uptimeNanoseconds(clock.monotonicNanos) }
 
-    /// The L1 value, counted as an L1 hit when found.
-    func l1Value(_ key: CacheKey, model: String, namespace: String) -> [UInt8]? {
+    /// The L1 entry, counted as an L1 hit when found.
+    func l1Value(_ key: CacheKey, model: String, namespace: String) -> SieveCache.Entry? {
         guard let entry = l1.get(key, now: self.now) else { return nil }
         counters.count(.l1Hit, model: model, namespace: namespace)
-        return entry.value
+        return entry
     }
 
     /// Whether a lookup that missed L1 has anything more to try (Redis, or a lease).
@@ -97,8 +104,8 @@ final class CacheTier: Sendable {
         if lease {
             result = acquire(key, namespace: namespace, deadline: deadline, attempts: 3, on: eventLoop)
         } else {
-            result = l2Get(key, namespace: namespace, on: eventLoop).map { value in
-                value.map { .hit(value: $0, layer: .l2) } ?? .miss(lease: nil)
+            result = l2Get(key, namespace: namespace, on: eventLoop).map { answer in
+                answer.map { .hit($0, layer: .l2) } ?? .miss(lease: nil)
             }
         }
         return result.map { lookup in
@@ -110,24 +117,26 @@ final class CacheTier: Sendable {
         }
     }
 
-    /// GET and PTTL from Redis; a hit fills L1 until the Redis entry's own expiry.
-    private func l2Get(_ key: CacheKey, namespace: String, on eventLoop: any EventLoop) -> EventLoopFuture<[UInt8]?> {
+    /// GET, PTTL and the answer's cost from Redis; a hit fills L1 until the Redis entry's own expiry.
+    private func l2Get(_ key: CacheKey, namespace: String, on eventLoop: any EventLoop) -> EventLoopFuture<CachedAnswerBytes?> {
         guard let redis, let keys, redis.isAvailable else { return eventLoop.makeSucceededFuture(nil) }
         let valueKey = keys.cacheValue(key, namespace: namespace)
-        return redis.execute([.make("GET", valueKey), .make("PTTL", valueKey)], timeoutMillis: cacheTimeoutMillis, on: eventLoop)
-            .map { replies -> [UInt8]? in
+        let commands: [RedisCommand] = [.make("GET", valueKey), .make("PTTL", valueKey), .make("GET", keys.cacheAnswerCost(key, namespace: namespace))]
+        return redis.execute(commands, timeoutMillis: cacheTimeoutMillis, on: eventLoop)
+            .map { replies -> CachedAnswerBytes? in
                 guard let value = replies[0].bytes else { return nil }
-                self.fillL1(key, value: value, namespace: namespace, pttl: replies[1].integer ?? -1)
-                return value
+                let answer = CachedAnswerBytes(value: value, answerCost: Money(nanos: replies[2].text.flatMap { Int64($0) } ?? 0))
+                self.fillL1(key, answer: answer, namespace: namespace, pttl: replies[1].integer ?? -1)
+                return answer
             }.recover { _ in nil }
     }
 
-    private func fillL1(_ key: CacheKey, value: [UInt8], namespace: String, pttl: Int64) {
+    private func fillL1(_ key: CacheKey, answer: CachedAnswerBytes, namespace: String, pttl: Int64) {
         // PTTL is -1 for a key without expiry, -2 when it vanished in between: keep it out of L1 then.
         guard pttl > 0 || pttl == -1 else { return }
         let now = self.now
         let ttl = pttl > 0 ? UInt64(pttl) : UInt64(leaseTTLMillis)
-        l1.set(key, value: value, namespace: namespace, expiresAt: now + ttl * 1_000_000, now: now)
+        l1.set(key, value: answer.value, namespace: namespace, expiresAt: now + ttl * 1_000_000, answerCost: answer.answerCost, now: now)
     }
 
     /// Looks up with single-flight: a hit, a granted lease, or a wait for the leaseholder.
@@ -140,9 +149,10 @@ final class CacheTier: Sendable {
             let call = AcquireLeaseScript(key: key, namespace: namespace, token: token, leaseTTLMillis: leaseTTLMillis, keys: keys)
             attempt = redis.run(call, timeoutMillis: cacheTimeoutMillis, on: eventLoop).map { reply -> AcquireOutcome in
                 switch reply {
-                case .hit(let value, let pttl):
-                    self.fillL1(key, value: value, namespace: namespace, pttl: pttl)
-                    return .hit(value)
+                case .hit(let value, let pttl, let answerCost):
+                    let answer = CachedAnswerBytes(value: value, answerCost: answerCost)
+                    self.fillL1(key, answer: answer, namespace: namespace, pttl: pttl)
+                    return .hit(answer)
                 case .granted: return .granted
                 case .held: return .held
                 }
@@ -152,14 +162,14 @@ final class CacheTier: Sendable {
         }
         return attempt.flatMap { outcome -> EventLoopFuture<CacheLookup> in
             switch outcome {
-            case .hit(let value): return eventLoop.makeSucceededFuture(.hit(value: value, layer: .l2))
+            case .hit(let answer): return eventLoop.makeSucceededFuture(.hit(answer, layer: .l2))
             case .granted: return eventLoop.makeSucceededFuture(.miss(lease: token))
             case .held: return self.waitForFill(key, namespace: namespace, deadline: deadline, attempts: attempts, on: eventLoop)
             case .unavailable:
                 // Without Redis (or with Redis down) single-flight still works within this daemon.
                 let now = self.now
                 if let entry = self.l1.get(key, now: now) {
-                    return eventLoop.makeSucceededFuture(.hit(value: entry.value, layer: .l1))
+                    return eventLoop.makeSucceededFuture(.hit(CachedAnswerBytes(entry), layer: .l1))
                 }
                 let local = self.localLeases.withLock {
                     $0.acquire(key, token: token, now: now, ttl: UInt64(self.leaseTTLMillis) * 1_000_000)
@@ -173,7 +183,7 @@ final class CacheTier: Sendable {
     }
 
     private enum AcquireOutcome {
-        case hit([UInt8])
+        case hit(CachedAnswerBytes)
         case granted
         case held
         case unavailable
@@ -188,10 +198,10 @@ final class CacheTier: Sendable {
             switch signal {
             case .filled:
                 if let entry = self.l1.get(key, now: self.now) {
-                    return eventLoop.makeSucceededFuture(.hit(value: entry.value, layer: .fill))
+                    return eventLoop.makeSucceededFuture(.hit(CachedAnswerBytes(entry), layer: .fill))
                 }
-                return self.l2Get(key, namespace: namespace, on: eventLoop).flatMap { value in
-                    if let value { return eventLoop.makeSucceededFuture(.hit(value: value, layer: .fill)) }
+                return self.l2Get(key, namespace: namespace, on: eventLoop).flatMap { answer in
+                    if let answer { return eventLoop.makeSucceededFuture(.hit(answer, layer: .fill)) }
                     return self.acquire(key, namespace: namespace, deadline: deadline, attempts: attempts - 1, on: eventLoop)
                 }
             case .released:
@@ -212,10 +222,12 @@ final class CacheTier: Sendable {
 
     /// Stores in L1 (and ends a local lease): all there is to do without Redis.
     func storeLocally(
-        _ key: CacheKey, model: String, namespace: String, value: [UInt8], ttlMillis: Int64, lease: String?
+        _ key: CacheKey, model: String, namespace: String, answer: CachedAnswerBytes, ttlMillis: Int64, lease: String?
     ) -> CacheStoreOutcome {
         let now = self.now
-        let storedInL1 = l1.set(key, value: value, namespace: namespace, expiresAt: now + UInt64(ttlMillis) * 1_000_000, now: now)
+        let storedInL1 = l1.set(
+            key, value: answer.value, namespace: namespace, expiresAt: now + UInt64(ttlMillis) * 1_000_000, answerCost: answer.answerCost,
+            now: now)
         counters.count(.set, model: model, namespace: namespace)
         var leaseHeld: Bool? = nil
         if let lease {
@@ -227,23 +239,26 @@ final class CacheTier: Sendable {
 
     /// Stores in L1 and in Redis (which tells every daemon waiting on the lease).
     func store(
-        _ key: CacheKey, model: String, namespace: String, value: [UInt8], ttlMillis: Int64, lease: String?,
+        _ key: CacheKey, model: String, namespace: String, answer: CachedAnswerBytes, ttlMillis: Int64, lease: String?,
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<CacheStoreOutcome> {
-        let local = storeLocally(key, model: model, namespace: namespace, value: value, ttlMillis: ttlMillis, lease: lease)
+        let local = storeLocally(key, model: model, namespace: namespace, answer: answer, ttlMillis: ttlMillis, lease: lease)
         let storedInL1 = local.storedInL1
         let localLeaseHeld = local.leaseHeld
         guard let redis, let keys, redis.isAvailable else { return eventLoop.makeSucceededFuture(local) }
         if let lease {
             let call = FillLeaseScript(
-                key: key, namespace: namespace, value: value, ttlMillis: ttlMillis, token: lease, notice: event("fill", key: key).redisBytes,
-                keys: keys)
+                key: key, namespace: namespace, value: answer.value, answerCost: answer.answerCost, ttlMillis: ttlMillis, token: lease,
+                notice: event("fill", key: key).redisBytes, keys: keys)
             return redis.run(call, timeoutMillis: cacheTimeoutMillis, on: eventLoop).map { held in
                 CacheStoreOutcome(storedInL1: storedInL1, storedInL2: true, leaseHeld: held || localLeaseHeld == true)
             }.recover { _ in CacheStoreOutcome(storedInL1: storedInL1, storedInL2: false, leaseHeld: localLeaseHeld) }
         }
         let valueKey = keys.cacheValue(key, namespace: namespace)
-        return redis.execute([.make("SET", valueKey, value, "PX", ttlMillis)], timeoutMillis: cacheTimeoutMillis, on: eventLoop)
+        let costKey = keys.cacheAnswerCost(key, namespace: namespace)
+        // A value stored without a cost replaces one stored with it: the cost goes too.
+        let cost: RedisCommand = answer.answerCost == .zero ? .make("DEL", costKey) : .make("SET", costKey, answer.answerCost.nanos, "PX", ttlMillis)
+        return redis.execute([.make("SET", valueKey, answer.value, "PX", ttlMillis), cost], timeoutMillis: cacheTimeoutMillis, on: eventLoop)
             .map { replies in CacheStoreOutcome(storedInL1: storedInL1, storedInL2: replies[0].errorMessage == nil, leaseHeld: nil) }
             .recover { _ in CacheStoreOutcome(storedInL1: storedInL1, storedInL2: false, leaseHeld: nil) }
     }
@@ -262,7 +277,10 @@ final class CacheTier: Sendable {
         guard let redis, let keys else { return eventLoop.makeSucceededFuture(local) }
         guard redis.isAvailable else { return eventLoop.makeFailedFuture(RedisError.unavailable) }
         return redis.execute(
-            [.make("UNLINK", keys.cacheValue(key, namespace: namespace)), .make("PUBLISH", keys.events, event("del", key: key))],
+            [
+                .make("UNLINK", keys.cacheValue(key, namespace: namespace), keys.cacheAnswerCost(key, namespace: namespace)),
+                .make("PUBLISH", keys.events, event("del", key: key)),
+            ],
             timeoutMillis: max(cacheTimeoutMillis, 1_000),
             on: eventLoop
         ).map { replies in local || (replies[0].integer ?? 0) > 0 }
@@ -335,5 +353,11 @@ final class CacheTier: Sendable {
         let now = self.now
         l1.removeExpired(now: now)
         localLeases.withLock { $0.removeExpired(now: now) }
+    }
+}
+
+extension CachedAnswerBytes {
+    init(_ entry: SieveCache.Entry) {
+        self.init(value: entry.value, answerCost: entry.answerCost)
     }
 }

@@ -18,14 +18,23 @@ extension CostdEngine {
         return CacheCall(key: CacheKey(model: model, namespace: namespace, prompt: prompt), model: model, namespace: namespace)
     }
 
-    /// `{model, prompt, namespace?, lease?, waitMs?}` → `{hit:true, value, layer}` or `{hit:false, lease?}`.
+    /// `{model, prompt, namespace?, lease?, waitMs?, user?, feature?}` → `{hit:true, value, layer,
+    /// savedUsd?, hitId?}` or `{hit:false, lease?}`.
+    ///
+    /// A hit on an entry stored with its answer's cost counts that cost as saved by cache (for
+    /// `user` and `feature` when given), and says so: `savedUsd`, and a `hitId` that a `record
+    /// {cached: true}` of the same hit carries so that it is not counted twice.
     ///
     /// The hot path is an L1 hit: answered here, the stored bytes copied once into the response.
-    func cacheGet(_ params: Params, on eventLoop: any EventLoop, into writer: inout JSONWriter) throws(RPCError) -> MethodReply {
+    func cacheGet(
+        _ params: Params, caller: CallerIdentity?, on eventLoop: any EventLoop, into writer: inout JSONWriter
+    ) throws(RPCError) -> MethodReply {
         let call = try cacheCall(params)
         let lease = try params.bool("lease") ?? false
-        if let value = cache.l1Value(call.key, model: call.model, namespace: call.namespace) {
-            CostdEngine.writeLookup(.hit(value: value, layer: .l1), leaseTTLSeconds: 0, into: &writer)
+        let saver = CacheSaver(user: try params.name("user"), feature: try params.name("feature"), caller: caller)
+        if let entry = cache.l1Value(call.key, model: call.model, namespace: call.namespace) {
+            let hitId = countSaving(of: CachedAnswerBytes(entry), model: call.model, by: saver, on: eventLoop)
+            CostdEngine.writeLookup(.hit(CachedAnswerBytes(entry), layer: .l1), hitId: hitId, leaseTTLSeconds: 0, into: &writer)
             return .written
         }
         guard cache.needsSlowPath(lease: lease) else {
@@ -39,21 +48,45 @@ extension CostdEngine {
         return .later(
             cache.lookup(call.key, model: call.model, namespace: call.namespace, lease: lease, waitMillis: waitMillis, on: eventLoop)
                 .map { lookup in
+                    var hitId: String? = nil
+                    if case .hit(let answer, _) = lookup {
+                        hitId = self.countSaving(of: answer, model: call.model, by: saver, on: eventLoop)
+                    }
                     var writer = JSONWriter()
-                    CostdEngine.writeLookup(lookup, leaseTTLSeconds: leaseTTL, into: &writer)
+                    CostdEngine.writeLookup(lookup, hitId: hitId, leaseTTLSeconds: leaseTTL, into: &writer)
                     return writer.bytes
                 }
         )
     }
 
-    static func writeLookup(_ lookup: CacheLookup, leaseTTLSeconds: Int64, into writer: inout JSONWriter) {
+    /// Who a hit's saving is counted for.
+    struct CacheSaver {
+        var user: String?
+        var feature: String?
+        var caller: CallerIdentity?
+    }
+
+    /// A hit's saving, when its entry was stored with a cost: the `hitId`.
+    private func countSaving(of answer: CachedAnswerBytes, model: String, by saver: CacheSaver, on eventLoop: any EventLoop) -> String? {
+        guard answer.answerCost != .zero else { return nil }
+        return countCacheSaving(
+            model: model, cost: answer.answerCost, user: saver.user, feature: saver.feature, caller: saver.caller, on: eventLoop)
+    }
+
+    static func writeLookup(_ lookup: CacheLookup, hitId: String?, leaseTTLSeconds: Int64, into writer: inout JSONWriter) {
         switch lookup {
-        case .hit(let value, let layer):
+        case .hit(let answer, let layer):
             writer.raw("{\"hit\":true,\"value\":")
-            writer.rawJSON(value)
+            writer.rawJSON(answer.value)
             writer.raw(",\"layer\":\"")
             writer.rawJSON(layer.rawValue.utf8)
-            writer.raw("\"}")
+            writer.raw("\"")
+            if let hitId {
+                writer.comma()
+                writer.field("savedUsd", answer.answerCost)
+                writer.field("hitId", hitId)
+            }
+            writer.endObject()
         case .miss(let lease?):
             writer.beginObject()
             writer.field("hit", false)
@@ -65,12 +98,17 @@ extension CostdEngine {
         }
     }
 
-    /// `{model, prompt, value, ttl?, namespace?, lease?}` → `{stored:true, ttl}`.
+    /// `{model, prompt, value, ttl?, namespace?, lease?, costUsd? | inputTokens?, outputTokens?,
+    /// cachedInputTokens?}` → `{stored:true, ttl, costUsd?}`.
+    ///
+    /// What the answer cost (`costUsd`, or its usage priced on `model`) is kept with it: every
+    /// hit on the entry, on any layer and any daemon, counts it as saved by cache.
     func cacheSet(_ params: Params, on eventLoop: any EventLoop, into writer: inout JSONWriter) throws(RPCError) -> MethodReply {
         let call = try cacheCall(params)
         guard params.request.params["value"] != nil, let value = params.raw("value") else {
             throw .invalidParams("'value' is required")
         }
+        let answer = CachedAnswerBytes(value: value, answerCost: try answerCost(params, model: call.model))
         let settings = rules.configuration.cache
         let ttlMillis: Int64
         if let ttl = try params.decimal("ttl", decimals: 3) {
@@ -85,27 +123,49 @@ extension CostdEngine {
         let lease = try params.string("lease", maxLength: 128)
         let capacity = cache.l1.capacityBytes
         guard cache.hasRedis else {
-            let outcome = cache.storeLocally(call.key, model: call.model, namespace: call.namespace, value: value, ttlMillis: ttlMillis, lease: lease)
-            CostdEngine.writeStore(outcome, ttlMillis: ttlMillis, l1Capacity: capacity, into: &writer)
+            let outcome = cache.storeLocally(call.key, model: call.model, namespace: call.namespace, answer: answer, ttlMillis: ttlMillis, lease: lease)
+            CostdEngine.writeStore(outcome, answerCost: answer.answerCost, ttlMillis: ttlMillis, l1Capacity: capacity, into: &writer)
             return .written
         }
         return .later(
-            cache.store(call.key, model: call.model, namespace: call.namespace, value: value, ttlMillis: ttlMillis, lease: lease, on: eventLoop)
+            cache.store(call.key, model: call.model, namespace: call.namespace, answer: answer, ttlMillis: ttlMillis, lease: lease, on: eventLoop)
                 .map { outcome in
                     var writer = JSONWriter()
-                    CostdEngine.writeStore(outcome, ttlMillis: ttlMillis, l1Capacity: capacity, into: &writer)
+                    CostdEngine.writeStore(outcome, answerCost: answer.answerCost, ttlMillis: ttlMillis, l1Capacity: capacity, into: &writer)
                     return writer.bytes
                 }
         )
     }
 
-    static func writeStore(_ outcome: CacheStoreOutcome, ttlMillis: Int64, l1Capacity: Int, into writer: inout JSONWriter) {
+    /// What a stored answer cost: `costUsd`, or its usage priced on the entry's model. Zero when
+    /// neither is given, or when the model has no price (the value is stored all the same; hits
+    /// on it then save nothing the daemon can count).
+    private func answerCost(_ params: Params, model: String) throws(RPCError) -> Money {
+        if let explicit = try params.money("costUsd") {
+            guard explicit >= .zero else { throw .invalidParams("'costUsd' must not be negative") }
+            return explicit
+        }
+        let inputTokens = try params.count("inputTokens")
+        let outputTokens = try params.count("outputTokens")
+        guard inputTokens != nil || outputTokens != nil else { return .zero }
+        let usage = Usage(
+            inputTokens: inputTokens ?? 0, outputTokens: outputTokens ?? 0, cachedInputTokens: try params.count("cachedInputTokens") ?? 0,
+            cacheWriteInputTokens: try params.count("cacheWriteInputTokens") ?? 0)
+        guard usage.cachedInputTokens + usage.cacheWriteInputTokens <= usage.inputTokens else {
+            throw .invalidParams("cachedInputTokens plus cacheWriteInputTokens exceed inputTokens")
+        }
+        guard rules.prices.price(for: model) != nil else { return .zero }
+        return try price(model: model, usage: usage, explicit: nil, rules: rules)
+    }
+
+    static func writeStore(_ outcome: CacheStoreOutcome, answerCost: Money, ttlMillis: Int64, l1Capacity: Int, into writer: inout JSONWriter) {
         let stored = outcome.storedInL1 || outcome.storedInL2 == true
         writer.beginObject()
         writer.field("stored", stored)
         if !stored {
             writer.field("reason", outcome.storedInL2 == nil ? "the value is larger than the whole L1 cache (\(l1Capacity) bytes)" : "neither L1 nor Redis took the value")
         }
+        if answerCost != .zero { writer.field("costUsd", answerCost) }
         writer.field("ttl", Double(ttlMillis) / 1000)
         if let shared = outcome.storedInL2 { writer.field("shared", shared) }
         if let leaseHeld = outcome.leaseHeld { writer.field("leaseHeld", leaseHeld) }

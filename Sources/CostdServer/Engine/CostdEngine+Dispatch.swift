@@ -15,7 +15,7 @@ extension CostdEngine {
         guard let method = RPCMethod(rawValue: request.method) else { throw .methodNotFound(request.method) }
         let params = Params(request)
         switch method {
-        case .cacheGet: return try cacheGet(params, on: eventLoop, into: &writer)
+        case .cacheGet: return try cacheGet(params, caller: caller, on: eventLoop, into: &writer)
         case .cacheSet: return try cacheSet(params, on: eventLoop, into: &writer)
         case .route: return try route(params, on: eventLoop, into: &writer)
         case .record: return .later(try record(params, caller: caller, on: eventLoop))

@@ -49,6 +49,8 @@ public final class CostdEngine: Sendable {
     /// When expired L1 entries were last swept (monotonic nanoseconds); every `cache.sweep_interval`.
     private let lastSweep = Atomic<UInt64>(0)
     private let recordIdPrefix: String
+    /// `route`'s decisions until a `record` claims their routing saving.
+    let issuedRoutes = Mutex(IssuedRoutes())
 
     /// The embedded default, or Redis when `redis` is given (the ledger then keeps its backlog);
     /// spend goes to `spendRedis` when it is a Redis of its own (`redis.spend_url`).

@@ -5,13 +5,19 @@ import NIOCore
 
 /// `route`: which model a call should use, and with a hard budget its reservation.
 extension CostdEngine {
-    /// `{task?, prompt?, inputTokens?, user?, feature?}` → `{model, tier, reason, maxTokens, ...}`.
+    /// `{task?, prompt?, inputTokens?, model?, user?, feature?}` → `{model, tier, reason, maxTokens,
+    /// routeId, ...}`.
+    ///
+    /// `model` is the model the caller would use without costd (`baseline_model` when not
+    /// given): a `record` that carries the `routeId` back claims, as routing savings, that
+    /// model's cost minus the routed one's on the call's usage.
     ///
     /// With a hard budget on, the worst-case cost of the routed call is reserved too; when it does
     /// not fit, cheaper tiers are tried before the call is refused (budget exceeded).
     func route(_ params: Params, on eventLoop: any EventLoop, into writer: inout JSONWriter) throws(RPCError) -> MethodReply {
         let rules = self.rules
         let task = try params.name("task")
+        let requestedModel = try params.name("model") ?? rules.configuration.baselineModel
         _ = try params.name("user")
         _ = try params.name("feature")
         var promptTokens = try params.count("inputTokens")
@@ -21,17 +27,28 @@ extension CostdEngine {
         }
         switch plannedRoute(task: task, promptTokens: promptTokens, rules: rules, on: eventLoop) {
         case .decided(let decision):
-            CostdEngine.writeRoute(decision, promptTokens: promptTokens, exact: tokensExact, rules: rules, grant: nil, into: &writer)
+            let routeId = issueRoute(decision, requestedModel: requestedModel)
+            CostdEngine.writeRoute(decision, routeId: routeId, promptTokens: promptTokens, exact: tokensExact, rules: rules, grant: nil, into: &writer)
             return .written
         case .reserving(let reserved):
             return .later(
                 reserved.map { [promptTokens, tokensExact] decision, grant in
+                    let routeId = self.issueRoute(decision, requestedModel: requestedModel)
                     var writer = JSONWriter()
-                    CostdEngine.writeRoute(decision, promptTokens: promptTokens, exact: tokensExact, rules: rules, grant: grant, into: &writer)
+                    CostdEngine.writeRoute(decision, routeId: routeId, promptTokens: promptTokens, exact: tokensExact, rules: rules, grant: grant, into: &writer)
                     return writer.bytes
                 }
             )
         }
+    }
+
+    /// Remembers a decision until a `record` claims its saving; its id.
+    private func issueRoute(_ decision: RouteDecision, requestedModel: String) -> String {
+        let id = "rt-" + CacheTier.makeToken()
+        let now = clock.nowMillis
+        let issued = IssuedRoutes.Decision(requestedModel: requestedModel, routedModel: decision.model)
+        issuedRoutes.withLock { $0.issue(issued, id: id, nowMillis: now) }
+        return id
     }
 
     /// A routing decision, made at once, or (with a hard budget on) once its reservation is taken.
@@ -80,11 +97,12 @@ extension CostdEngine {
     }
 
     static func writeRoute(
-        _ decision: RouteDecision, promptTokens: Int64?, exact: Bool, rules: Rules, grant: ReservationGrant?,
+        _ decision: RouteDecision, routeId: String, promptTokens: Int64?, exact: Bool, rules: Rules, grant: ReservationGrant?,
         into writer: inout JSONWriter
     ) {
         writer.beginObject()
         writer.field("model", decision.model)
+        writer.field("routeId", routeId)
         writer.field("tier", decision.tier)
         writer.field("reason", decision.reason.rawValue)
         writer.field("maxTokens", decision.maxTokens)

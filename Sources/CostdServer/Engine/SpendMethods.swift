@@ -22,9 +22,8 @@ extension CostdEngine {
     struct RecordCall {
         /// Where a routing saving is measured from.
         enum SavingsBase {
-            /// The configured baseline model (`record`: any call cheaper than it).
-            case baseline
-            /// The model the caller asked for, when costd routed it elsewhere (the HTTP endpoint).
+            /// The model the caller asked for (or the baseline when it asked for none), when
+            /// costd routed the call elsewhere: a `routeId`'s decision, or the HTTP endpoint's.
             case requested(String)
             /// costd did not route the call.
             case none
@@ -37,8 +36,10 @@ extension CostdEngine {
         var user: String? = nil
         var feature: String? = nil
         var clientRecordId: String? = nil
+        /// An id costd made for the record (not remembered: costd sends it once).
+        var madeRecordId: String? = nil
         var reservation: String? = nil
-        var savingsBase = SavingsBase.baseline
+        var savingsBase = SavingsBase.none
         var estimated = false
     }
 
@@ -51,13 +52,12 @@ extension CostdEngine {
         let routingSaved: Money
         switch call.savingsBase {
         case _ where call.cached || call.usage.images > 0: routingSaved = .zero
-        case .baseline: routingSaved = routingSavings(model: call.model, against: rules.configuration.baselineModel, usage: call.usage, cost: cost, rules: rules)
         case .requested(let requested): routingSaved = routingSavings(model: call.model, against: requested, usage: call.usage, cost: cost, rules: rules)
         case .none: routingSaved = .zero
         }
         let now = clock.nowMillis
         let record = SpendRecord(
-            recordId: call.clientRecordId ?? makeRecordId(),
+            recordId: call.clientRecordId ?? call.madeRecordId ?? makeRecordId(),
             unixMillis: now,
             day: dayKey(unixMillis: now),
             model: call.model,
@@ -85,11 +85,48 @@ extension CostdEngine {
             }
     }
 
+    /// Counts what a hit on an entry stored with its answer's cost saved, for `cacheGet` and the
+    /// HTTP endpoint alike: a cached record at that cost, made by costd and not waited for (it is
+    /// not spend, and a hit must stay fast). Returns its id, the hit's `hitId`.
+    func countCacheSaving(
+        model: String, cost: Money, usage: Usage = Usage(inputTokens: 0, outputTokens: 0), user: String?, feature: String?,
+        caller: CallerIdentity?, on eventLoop: any EventLoop
+    ) -> String {
+        let id = makeRecordId()
+        var saving = RecordCall(model: model, usage: usage, explicitCost: cost, cached: true, user: user, feature: feature)
+        saving.madeRecordId = id
+        let logger = self.logger
+        do {
+            try record(saving, caller: caller, on: eventLoop).whenFailure {
+                logger.warning("A cache hit's saving was not recorded", metadata: ["hit": "\(id)", "error": "\($0)"])
+            }
+        } catch {
+            logger.warning("A cache hit's saving was not recorded", metadata: ["hit": "\(id)", "error": "\(error)"])
+        }
+        return id
+    }
+
     /// `{model, inputTokens, outputTokens, cachedInputTokens?, images?, batch?, cached?, user?,
-    /// feature?, costUsd?, recordId?, reservation?}` → `{costUsd, day, month, alerts}` once durable.
+    /// feature?, costUsd?, recordId?, reservation?, routeId?, hitId?}` → `{costUsd, day, month,
+    /// alerts, routingSavedUsd?}` once durable.
+    ///
+    /// `{cached: true, hitId}` names a hit whose saving costd counted when it served it: it is
+    /// not counted again (`{recordId: hitId, costUsd: 0, savedUsd: 0, countedAtHit: true}`).
     func record(_ params: Params, caller: CallerIdentity?, on eventLoop: any EventLoop) throws(RPCError)
         -> EventLoopFuture<[UInt8]>
     {
+        if let hitId = try params.string("hitId", maxLength: 128) {
+            guard try params.bool("cached") == true else { throw .invalidParams("'hitId' names a cache hit: it needs 'cached': true") }
+            _ = try params.requireName("model")
+            var writer = JSONWriter()
+            writer.beginObject()
+            writer.field("recordId", hitId)
+            writer.field("costUsd", Money.zero)
+            writer.field("savedUsd", Money.zero)
+            writer.field("countedAtHit", true)
+            writer.endObject()
+            return eventLoop.makeSucceededFuture(writer.bytes)
+        }
         let model = try params.requireName("model")
         let images = try params.count("images", max: 1_000_000) ?? 0
         let explicitCost = try params.money("costUsd")
@@ -111,13 +148,21 @@ extension CostdEngine {
         }
         let clientRecordId = try params.name("recordId")
         if let clientRecordId, clientRecordId.isEmpty { throw .invalidParams("'recordId' must not be empty") }
-        let call = RecordCall(
+        var call = RecordCall(
             model: model, usage: usage, explicitCost: explicitCost, cached: try params.bool("cached") ?? false,
             user: try params.name("user"), feature: try params.name("feature"), clientRecordId: clientRecordId,
             reservation: try params.name("reservation"))
+        let routeId = try params.string("routeId", maxLength: 128)
+        var routeIgnored: String? = nil
+        if let routeId {
+            switch claimRoute(routeId, model: model) {
+            case .success(let requested): call.savingsBase = .requested(requested)
+            case .failure(let reason): routeIgnored = reason.rawValue
+            }
+        }
         return try record(call, caller: caller, on: eventLoop).map { receipt in
             var writer = JSONWriter(reservingCapacity: 384)
-            CostdEngine.writeReceipt(receipt, to: &writer)
+            CostdEngine.writeReceipt(receipt, routeId: routeId, routeIgnored: routeIgnored, to: &writer)
             return writer.bytes
         }
     }
@@ -178,11 +223,28 @@ extension CostdEngine {
         }
     }
 
-    static func writeReceipt(_ receipt: RecordReceipt, to writer: inout JSONWriter) {
+    /// Why a `routeId` a record carried claims no routing saving.
+    enum UnclaimedRoute: String, Error {
+        case unknown = "unknown or expired routeId (or already claimed by another record)"
+        case otherModel = "the call used another model than the one routed to"
+    }
+
+    /// The model a `routeId`'s caller asked for, if costd routed that call to `model`. A
+    /// decision is claimed once.
+    func claimRoute(_ routeId: String, model: String) -> Result<String, UnclaimedRoute> {
+        let now = clock.nowMillis
+        guard let decision = issuedRoutes.withLock({ $0.claim(routeId, nowMillis: now) }) else { return .failure(.unknown) }
+        guard decision.routedModel == model else { return .failure(.otherModel) }
+        return .success(decision.requestedModel)
+    }
+
+    static func writeReceipt(_ receipt: RecordReceipt, routeId: String? = nil, routeIgnored: String? = nil, to writer: inout JSONWriter) {
         writer.beginObject()
         writer.field("recordId", receipt.record.recordId)
         writer.field("costUsd", receipt.record.spend)
         if receipt.record.cached { writer.field("savedUsd", receipt.record.cost) }
+        if routeId != nil { writer.field("routingSavedUsd", receipt.record.routingSaved) }
+        if let routeIgnored { writer.field("routeIgnored", routeIgnored) }
         writer.field("day") { receipt.day.write(to: &$0) }
         writer.field("month") { receipt.month.write(to: &$0) }
         writer.field("alerts") { writer in
@@ -198,13 +260,17 @@ extension CostdEngine {
         writer.endObject()
     }
 
-    /// What the same call would have cost on the `baseline` model, minus what it cost: the
-    /// saving routing made (never negative; zero when the call used that model).
-    func routingSavings(model: String, against baseline: String, usage: Usage, cost: Money, rules: Rules) -> Money {
-        guard model != baseline, let baselinePrice = rules.prices.price(for: baseline),
-            let baselineCost = try? baselinePrice.cost(of: usage, model: baseline)
+    /// What the same usage costs on the `requested` model minus what it costs on the routed
+    /// `model`, both from the price table (`cost`, the call's own, when the routed model has no
+    /// price): the saving routing made. Negative when costd routed a call up to a dearer model,
+    /// so that the total is what routing really did; zero when the call used that model, or
+    /// when the requested model has no price.
+    func routingSavings(model: String, against requested: String, usage: Usage, cost: Money, rules: Rules) -> Money {
+        guard model != requested, let requestedPrice = rules.prices.price(for: requested),
+            let requestedCost = try? requestedPrice.cost(of: usage, model: requested)
         else { return .zero }
-        return baselineCost > cost ? baselineCost - cost : .zero
+        let routedCost = (try? rules.prices.price(for: model)?.cost(of: usage, model: model)) ?? cost
+        return requestedCost - routedCost
     }
 
     /// `{model, dailyRequests, avgInputTokens, avgOutputTokens, days?}` → `{dailyUsd, monthlyUsd}`.

@@ -162,8 +162,8 @@ struct GatewayCall {
 
     /// The call's answer from L1, when the cache policy lets it be looked up (counted as a hit).
     func answerInL1() -> CachedAnswer? {
-        guard policy.lookup, let value = engine.cache.l1Value(cacheKey, model: body.model, namespace: namespace) else { return nil }
-        guard let answer = CachedAnswer(bytes: value) else { return nil }
+        guard policy.lookup, let entry = engine.cache.l1Value(cacheKey, model: body.model, namespace: namespace) else { return nil }
+        guard let answer = CachedAnswer(bytes: entry.value) else { return nil }
         countSaving(answer)
         return answer
     }
@@ -185,21 +185,10 @@ struct GatewayCall {
         return GatewayResponse(status: .ok, headers: headers, parts: [answer.body(for: endpoint) ?? []], streamed: false)
     }
 
-    /// Counts what a hit saved: a record of the avoided call at the stored cost, not waited for
-    /// (it is not spend, and a hit must be fast).
+    /// Counts what a hit saved, as `cacheGet` does: the stored cost, for the call's user and feature.
     private func countSaving(_ answer: CachedAnswer) {
-        var saving = EngineRecordCall(model: body.model, usage: answer.usage, explicitCost: answer.cost, cached: true)
-        saving.user = user
-        saving.feature = feature
-        let logger = gateway.logger
-        let requestId = self.requestId
-        do {
-            try engine.record(saving, caller: request.caller, on: eventLoop).whenFailure {
-                logger.warning("A cache hit's saving was not recorded", metadata: ["request": "\(requestId)", "error": "\($0)"])
-            }
-        } catch {
-            logger.warning("A cache hit's saving was not recorded", metadata: ["request": "\(requestId)", "error": "\(error)"])
-        }
+        _ = engine.countCacheSaving(
+            model: body.model, cost: answer.cost, usage: answer.usage, user: user, feature: feature, caller: request.caller, on: eventLoop)
     }
 
     /// With a hard budget on, the call's worst case is reserved before it goes upstream
@@ -233,7 +222,7 @@ struct GatewayCall {
         let value: [UInt8]?
         let wait = rules.configuration.cache.defaultLeaseWaitMillis
         switch try await engine.cache.lookup(key, model: body.model, namespace: namespace, lease: true, waitMillis: wait, on: eventLoop).value() {
-        case .hit(let stored, _): value = stored
+        case .hit(let stored, _): value = stored.value
         case .miss(let lease):
             self.lease = lease
             value = nil
@@ -392,7 +381,9 @@ struct GatewayCall {
         let ttlMillis = (settings.cacheTTLSeconds ?? rules.configuration.cache.defaultTTLSeconds) * 1000
         let lease = self.lease
         self.lease = nil
-        _ = try? await engine.cache.store(key, model: body.model, namespace: namespace, value: answer.encoded(), ttlMillis: ttlMillis, lease: lease, on: eventLoop).value()
+        // The cost goes with the entry as for `cacheSet`, so an RPC hit on it counts it too.
+        let stored = CachedAnswerBytes(value: answer.encoded(), answerCost: answer.cost)
+        _ = try? await engine.cache.store(key, model: body.model, namespace: namespace, answer: stored, ttlMillis: ttlMillis, lease: lease, on: eventLoop).value()
     }
 
     /// Gives back the reservation and the lease the call still holds.

@@ -283,10 +283,7 @@ public final class RedisSpendStore: SpendStore {
     }
 
     static func fields(of counters: CacheCounters, prefix: String) -> [(String, Int64)] {
-        [
-            (prefix + "l1", counters.l1Hits), (prefix + "l2", counters.l2Hits), (prefix + "fill", counters.fillHits),
-            (prefix + "miss", counters.misses), (prefix + "set", counters.sets),
-        ]
+        CacheCounters.fields.map { (prefix + $0.name, counters[keyPath: $0.value]) }
     }
 
     static func cacheCounters(fromStatisticsHash fields: [String: [UInt8]]) -> CacheCounterSet {
@@ -294,22 +291,12 @@ public final class RedisSpendStore: SpendStore {
         for (field, value) in fields {
             guard let amount = Int64(String(decoding: value, as: UTF8.self)) else { continue }
             let parts = field.split(separator: Character(SpendSchema.separator), omittingEmptySubsequences: false)
-            func add(_ name: Substring, to counters: inout CacheCounters) {
-                switch name {
-                case "l1": counters.l1Hits += amount
-                case "l2": counters.l2Hits += amount
-                case "fill": counters.fillHits += amount
-                case "miss": counters.misses += amount
-                case "set": counters.sets += amount
-                default: break
-                }
-            }
             if parts.count == 1 {
-                add(parts[0], to: &set.total)
+                set.total.add(amount, toField: parts[0])
             } else if parts.count == 3 {
                 let name = String(parts[1])
-                if parts[0] == "m" { add(parts[2], to: &set.byModel[name, default: CacheCounters()]) }
-                if parts[0] == "n" { add(parts[2], to: &set.byNamespace[name, default: CacheCounters()]) }
+                if parts[0] == "m" { set.byModel[name, default: CacheCounters()].add(amount, toField: parts[2]) }
+                if parts[0] == "n" { set.byNamespace[name, default: CacheCounters()].add(amount, toField: parts[2]) }
             }
         }
         return set

@@ -124,7 +124,7 @@ _NULLABLE: FrozenSet[str] = frozenset(
 #: The wire names of each method's documented parameters.
 METHOD_PARAMS: Dict[str, Sequence[str]] = {
     "ping": (),
-    "route": ("task", "prompt", "inputTokens", "user", "feature"),
+    "route": ("task", "prompt", "inputTokens", "user", "feature", "model"),
     "cacheGet": ("model", "prompt", "namespace"),
     "cacheSet": ("model", "prompt", "value", "ttl", "namespace"),
     "cacheDelete": ("model", "prompt", "namespace"),
@@ -144,6 +144,8 @@ METHOD_PARAMS: Dict[str, Sequence[str]] = {
         "costUsd",
         "recordId",
         "reservation",
+        "routeId",
+        "hitId",
     ),
     "report": ("date", "period", "days"),
     "estimate": ("model", "dailyRequests", "avgInputTokens", "avgOutputTokens", "days"),

@@ -327,6 +327,7 @@ class AsyncClient:
         inputTokens: Optional[int] = None,
         user: Optional[str] = None,
         feature: Optional[str] = None,
+        model: Optional[str] = None,
         input_tokens: Optional[int] = None,
         **extra: Any,
     ) -> RouteResult:
@@ -376,6 +377,8 @@ class AsyncClient:
         costUsd: Optional[float] = None,
         recordId: Optional[str] = None,
         reservation: Optional[str] = None,
+        routeId: Optional[str] = None,
+        hitId: Optional[str] = None,
         input_tokens: Optional[int] = None,
         output_tokens: Optional[int] = None,
         cached_input_tokens: Optional[int] = None,
@@ -383,6 +386,8 @@ class AsyncClient:
         image_quality: Optional[str] = None,
         cost_usd: Optional[float] = None,
         record_id: Optional[str] = None,
+        route_id: Optional[str] = None,
+        hit_id: Optional[str] = None,
         **extra: Any,
     ) -> RecordResult:
         """Records a call's spend; see :meth:`costd.Client.record`."""

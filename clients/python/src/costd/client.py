@@ -312,6 +312,7 @@ class Client:
         inputTokens: Optional[int] = None,
         user: Optional[str] = None,
         feature: Optional[str] = None,
+        model: Optional[str] = None,
         input_tokens: Optional[int] = None,
         **extra: Any,
     ) -> RouteResult:
@@ -359,6 +360,8 @@ class Client:
         costUsd: Optional[float] = None,
         recordId: Optional[str] = None,
         reservation: Optional[str] = None,
+        routeId: Optional[str] = None,
+        hitId: Optional[str] = None,
         input_tokens: Optional[int] = None,
         output_tokens: Optional[int] = None,
         cached_input_tokens: Optional[int] = None,
@@ -366,6 +369,8 @@ class Client:
         image_quality: Optional[str] = None,
         cost_usd: Optional[float] = None,
         record_id: Optional[str] = None,
+        route_id: Optional[str] = None,
+        hit_id: Optional[str] = None,
         **extra: Any,
     ) -> RecordResult:
         """Records a call's spend (or, with ``cached=True``, what a cache hit saved).

@@ -188,6 +188,7 @@ class _Plan:
         namespace: Optional[str],
         cache_ttl: Optional[float],
         reservation: Optional[str] = None,
+        route_id: Optional[str] = None,
     ) -> None:
         self.model = model
         self.request: Dict[str, Any] = {"model": model, "messages": messages, **params}
@@ -203,6 +204,7 @@ class _Plan:
         self.namespace = namespace
         self.cache_ttl = cache_ttl
         self.reservation = reservation
+        self.route_id = route_id
         self.lease: Optional[str] = None
 
     def call_request(self) -> Dict[str, Any]:
@@ -217,16 +219,21 @@ class _Plan:
         params: Dict[str, Any] = {"model": self.model, **usage}
         if cached:
             params["cached"] = True
-        elif self.reservation is not None:
-            params["reservation"] = self.reservation
+        else:
+            if self.reservation is not None:
+                params["reservation"] = self.reservation
+            if self.route_id is not None:
+                params["routeId"] = self.route_id  # claims the routing saving of costd's decision
         if self.user is not None:
             params["user"] = self.user
         if self.feature is not None:
             params["feature"] = self.feature
         return params
 
-    def cache_set_params(self, value: Any) -> Dict[str, Any]:
-        params: Dict[str, Any] = {"model": self.model, "prompt": self.key, "value": value}
+    def cache_set_params(self, value: Any, usage: Optional[Mapping[str, int]]) -> Dict[str, Any]:
+        # The answer's usage goes with it: every later hit on the entry (in any process, on any
+        # daemon) counts what it cost as saved, with nothing more to record.
+        params: Dict[str, Any] = {"model": self.model, "prompt": self.key, "value": value, **(usage or {})}
         if self.cache_ttl is not None:
             params["ttl"] = self.cache_ttl
         if self.namespace is not None:
@@ -241,6 +248,11 @@ class _Plan:
         params: Dict[str, Any] = {"model": self.model, "prompt": self.key, "lease": True}
         if self.namespace is not None:
             params["namespace"] = self.namespace
+        # A hit's saving is counted for them.
+        if self.user is not None:
+            params["user"] = self.user
+        if self.feature is not None:
+            params["feature"] = self.feature
         return params
 
     def give_up_calls(self) -> List[Tuple[str, Dict[str, Any]]]:
@@ -386,10 +398,10 @@ def _after_call(plan: _Plan, response: Any) -> List[Tuple[str, Dict[str, Any]]]:
     the spend (settling the reservation), then give back what is left."""
     calls: List[Tuple[str, Dict[str, Any]]] = []
     storable, value = _jsonable_response(response)
-    if storable:
-        calls.append(("cacheSet", plan.cache_set_params(value)))
-        plan.lease = None
     usage = usage_from_response(response)
+    if storable:
+        calls.append(("cacheSet", plan.cache_set_params(value, usage)))
+        plan.lease = None
     if usage is None:
         logger.warning("costd: the response of %s has no usage; its spend was not recorded", plan.model)
     else:
@@ -398,12 +410,13 @@ def _after_call(plan: _Plan, response: Any) -> List[Tuple[str, Dict[str, Any]]]:
     return calls + plan.give_up_calls()
 
 
-def _on_hit(plan: _Plan, value: Any) -> List[Tuple[str, Dict[str, Any]]]:
-    """A hit's bookkeeping: its savings (the cached usage, recorded ``cached``), and the route's
-    reservation given back, since no call is made."""
+def _on_hit(plan: _Plan, found: Mapping[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
+    """A hit's bookkeeping: its savings, and the route's reservation given back, since no call
+    is made. The daemon counted the saving itself when the entry was stored with its usage
+    (``savedUsd`` in its answer); an entry stored without it is recorded ``cached`` here."""
     calls: List[Tuple[str, Dict[str, Any]]] = []
-    usage = usage_from_response(value)
-    if usage is not None:
+    usage = usage_from_response(found.get("value"))
+    if usage is not None and "savedUsd" not in found:
         calls.append(("record", plan.record_params(usage, cached=True)))
     return calls + plan.give_up_calls()
 
@@ -526,17 +539,16 @@ def cached_completion(
     not lost. Errors before the call (daemon unreachable) are raised.
     """
     costd = client if client is not None else default_client()
-    reservation = None
+    route: Mapping[str, Any] = {}
     if model is None:
         route = costd.call("route", _route_params(task, messages, user, feature))
         model = _apply_route(route, params)
-        reservation = route.get("reservation")
-    plan = _Plan(model, messages, params, user, feature, namespace, cache_ttl, reservation)
+    plan = _Plan(model, messages, params, user, feature, namespace, cache_ttl, route.get("reservation"), route.get("routeId"))
     try:
         found = costd.call("cacheGet", plan.cache_get_params())
         if found.get("hit"):
             value = found.get("value")
-            _send(costd, _on_hit(plan, value), model)
+            _send(costd, _on_hit(plan, found), model)
             delivered = _delivered(plan, value, decode)
             return iter(delivered) if plan.stream else delivered
         plan.lease = found.get("lease")
@@ -567,17 +579,16 @@ async def acached_completion(
     """:func:`cached_completion` for asyncio: ``call`` may be a coroutine function
     (``AsyncOpenAI().chat.completions.create``) or a plain function; a stream is returned as an
     async iterator."""
-    reservation = None
+    route: Mapping[str, Any] = {}
     if model is None:
         route = await client.call("route", _route_params(task, messages, user, feature))
         model = _apply_route(route, params)
-        reservation = route.get("reservation")
-    plan = _Plan(model, messages, params, user, feature, namespace, cache_ttl, reservation)
+    plan = _Plan(model, messages, params, user, feature, namespace, cache_ttl, route.get("reservation"), route.get("routeId"))
     try:
         found = await client.call("cacheGet", plan.cache_get_params())
         if found.get("hit"):
             value = found.get("value")
-            await _asend(client, _on_hit(plan, value), model)
+            await _asend(client, _on_hit(plan, found), model)
             delivered = _delivered(plan, value, decode)
             return _replayed(delivered) if plan.stream else delivered
         plan.lease = found.get("lease")

@@ -46,6 +46,8 @@ class _RouteRequired(TypedDict):
     reason: str
     maxTokens: int
     detail: str
+    #: Carried back by ``record`` (``routeId``), it claims the routing saving of this decision.
+    routeId: str
 
 
 class RouteResult(_RouteRequired, total=False):
@@ -61,6 +63,10 @@ class CacheGetResult(TypedDict, total=False):
     value: Any
     #: ``l1`` (this daemon's memory), ``l2`` or ``fill``.
     layer: str
+    #: On a hit of an entry stored with its cost: what the hit saved (counted by the daemon).
+    savedUsd: float
+    #: That hit's id: a ``record(cached=True, hitId=...)`` of it is not counted again.
+    hitId: str
 
 
 class CacheSetResult(TypedDict, total=False):
@@ -68,6 +74,8 @@ class CacheSetResult(TypedDict, total=False):
     ttl: float
     #: Why a value was not stored (``stored`` false).
     reason: str
+    #: What the stored answer cost (``costUsd``, or its usage priced), saved by every hit.
+    costUsd: float
 
 
 class CacheDeleteResult(TypedDict):
@@ -105,6 +113,12 @@ class RecordResult(_RecordRequired, total=False):
     savedUsd: float
     #: True when the ``recordId`` was already recorded (nothing changed).
     duplicate: bool
+    #: With a ``routeId``: the routing saving claimed (negative when routed up).
+    routingSavedUsd: float
+    #: Why a ``routeId`` claimed nothing (unknown, expired or already claimed; another model).
+    routeIgnored: str
+    #: With a ``hitId``: the daemon counted that hit's saving already; nothing was recorded.
+    countedAtHit: bool
 
 
 class Breakdown(TypedDict):
