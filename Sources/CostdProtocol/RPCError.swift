@@ -33,6 +33,7 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
     // `leaseHeld: false` instead. Never sent, never reused.
     public static let overloadedCode = -32005
     public static let shuttingDownCode = -32006
+    public static let permissionDeniedCode = -32007
 
     public static func parseError(_ message: String) -> RPCError {
         RPCError(code: parseErrorCode, message: "parse error: \(message)")
@@ -68,6 +69,15 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public static func backendUnavailable(_ message: String) -> RPCError {
         RPCError(code: backendUnavailableCode, message: "backend unavailable: \(message)")
+    }
+
+    /// Only an admin (`[access]`, root, or the daemon's own user) may do `action`.
+    public static func permissionDenied(_ action: String, method: String, user: String) -> RPCError {
+        RPCError(
+            code: permissionDeniedCode,
+            message: "permission denied: only an admin may \(action) (see [access] in the config; you are \(user))",
+            data: ["method": .string(method), "user": .string(user)]
+        )
     }
 
     public func write(to writer: inout JSONWriter) {

@@ -88,7 +88,9 @@ import Testing
             let engine = self.engine
             let body = try loop.submit { () -> EventLoopFuture<[UInt8]> in
                 var writer = JSONWriter()
-                guard let deferred = engine.handle(message, caller: nil, on: loop, into: &writer) else {
+                // The caller a socket connection from this process would be (the daemon's own user).
+                let caller = CallerIdentity(uid: geteuid(), pid: getpid(), userName: nil, unit: nil, gid: getegid())
+                guard let deferred = engine.handle(message, caller: caller, on: loop, into: &writer) else {
                     return loop.makeSucceededFuture(writer.bytes)
                 }
                 let answer = loop.makePromise(of: [UInt8].self)

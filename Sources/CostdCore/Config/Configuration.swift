@@ -50,6 +50,8 @@ public struct CacheSettings: Sendable, Equatable {
     public var defaultLeaseWaitMillis: Int64 = 10_000
     /// The longest `waitMs` a client may ask for.
     public var maxLeaseWaitMillis: Int64 = 120_000
+    /// The namespace of calls that name none; `@me` makes each user's entries private by default.
+    public var defaultNamespace = ""
 
     public init() {}
 }
@@ -106,6 +108,7 @@ public struct Configuration: Sendable, Equatable {
     public var redisPasswordFile: String?
     /// The OpenAI-compatible HTTP endpoint and its upstreams.
     public var http = HTTPSettings()
+    public var access = AccessSettings()
 
     public init() {}
 
@@ -177,6 +180,17 @@ extension Configuration {
             cache.leaseTTLSeconds = try section.int64("lease_ttl") ?? cache.leaseTTLSeconds
             cache.defaultLeaseWaitMillis = try section.int64("lease_wait_ms") ?? cache.defaultLeaseWaitMillis
             cache.maxLeaseWaitMillis = try section.int64("max_lease_wait_ms") ?? cache.maxLeaseWaitMillis
+            cache.defaultNamespace = try section.string("default_namespace") ?? cache.defaultNamespace
+            try section.finish()
+            do {
+                _ = try CacheNamespace.resolve(cache.defaultNamespace, defaultNamespace: "", callerUID: 0)
+            } catch {
+                throw ConfigError("cache.default_namespace: names starting with '@' are reserved; '@me' is each caller's own")
+            }
+        }
+        if var section = try root.section("access") {
+            access.adminUsers = try section.strings("admin_users") ?? []
+            access.adminGroups = try section.strings("admin_groups") ?? []
             try section.finish()
         }
         if var section = try root.section("budget") {
@@ -402,6 +416,16 @@ private struct Section {
         guard let value = value(key) else { return nil }
         guard let array = value.arrayValue else { throw ConfigError("\(name(key)) must be an array") }
         return array
+    }
+
+    mutating func strings(_ key: String) throws(ConfigError) -> [String]? {
+        guard let array = try array(key) else { return nil }
+        var strings: [String] = []
+        for element in array {
+            guard let string = element.stringValue, !string.isEmpty else { throw ConfigError("\(name(key)) must be a list of names") }
+            strings.append(string)
+        }
+        return strings
     }
 
     mutating func table(_ key: String) throws(ConfigError) -> JSONObject? {

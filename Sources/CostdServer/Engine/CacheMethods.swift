@@ -8,14 +8,18 @@ extension CostdEngine {
         var key: CacheKey
         var model: String
         var namespace: String
+        var isPrivate: Bool
     }
 
-    /// The key of a cache call: model, namespace and canonical prompt.
-    func cacheCall(_ params: Params) throws(RPCError) -> CacheCall {
+    /// The key of a cache call: model, namespace (resolved for the caller, who must be allowed
+    /// in it) and canonical prompt.
+    func cacheCall(_ params: Params, caller: CallerIdentity?, method: RPCMethod) throws(RPCError) -> CacheCall {
         let model = try params.requireName("model")
-        let namespace = try params.name("namespace") ?? ""
+        let namespace = try cacheNamespace(try params.name("namespace"), caller: caller, method: method)
         guard let prompt = params.request.params["prompt"] else { throw .invalidParams("'prompt' is required") }
-        return CacheCall(key: CacheKey(model: model, namespace: namespace, prompt: prompt), model: model, namespace: namespace)
+        return CacheCall(
+            key: CacheKey(model: model, namespace: namespace.name, prompt: prompt), model: model, namespace: namespace.name,
+            isPrivate: namespace.owner != nil)
     }
 
     /// `{model, prompt, namespace?, lease?, waitMs?, user?, feature?}` → `{hit:true, value, layer,
@@ -29,7 +33,7 @@ extension CostdEngine {
     func cacheGet(
         _ params: Params, caller: CallerIdentity?, on eventLoop: any EventLoop, into writer: inout JSONWriter
     ) throws(RPCError) -> MethodReply {
-        let call = try cacheCall(params)
+        let call = try cacheCall(params, caller: caller, method: .cacheGet)
         let lease = try params.bool("lease") ?? false
         let saver = CacheSaver(user: try params.name("user"), feature: try params.name("feature"), caller: caller)
         if let entry = cache.l1Value(call.key, model: call.model, namespace: call.namespace) {
@@ -103,8 +107,10 @@ extension CostdEngine {
     ///
     /// What the answer cost (`costUsd`, or its usage priced on `model`) is kept with it: every
     /// hit on the entry, on any layer and any daemon, counts it as saved by cache.
-    func cacheSet(_ params: Params, on eventLoop: any EventLoop, into writer: inout JSONWriter) throws(RPCError) -> MethodReply {
-        let call = try cacheCall(params)
+    func cacheSet(
+        _ params: Params, caller: CallerIdentity?, on eventLoop: any EventLoop, into writer: inout JSONWriter
+    ) throws(RPCError) -> MethodReply {
+        let call = try cacheCall(params, caller: caller, method: .cacheSet)
         guard params.request.params["value"] != nil, let value = params.raw("value") else {
             throw .invalidParams("'value' is required")
         }
@@ -173,8 +179,10 @@ extension CostdEngine {
     }
 
     /// `{model, prompt, namespace?}` → `{deleted:Bool}`, here and in every daemon on the Redis.
-    func cacheDelete(_ params: Params, on eventLoop: any EventLoop) throws(RPCError) -> MethodReply {
-        let call = try cacheCall(params)
+    /// Admins only, but for an entry of the caller's own private namespace.
+    func cacheDelete(_ params: Params, caller: CallerIdentity?, on eventLoop: any EventLoop) throws(RPCError) -> MethodReply {
+        let call = try cacheCall(params, caller: caller, method: .cacheDelete)
+        if !call.isPrivate { try requireAdmin(caller, to: "delete entries of a shared namespace", method: .cacheDelete) }
         return .later(
             cache.delete(call.key, namespace: call.namespace, on: eventLoop).map { deleted in
                 var writer = JSONWriter()
@@ -187,8 +195,17 @@ extension CostdEngine {
     }
 
     /// `{namespace?}` → `{flushed:N}`: every entry of the namespace, or every entry, everywhere.
-    func cacheFlush(_ params: Params, on eventLoop: any EventLoop) throws(RPCError) -> MethodReply {
-        let namespace = try params.name("namespace")
+    /// Admins only, but for the caller's own private namespace.
+    func cacheFlush(_ params: Params, caller: CallerIdentity?, on eventLoop: any EventLoop) throws(RPCError) -> MethodReply {
+        let namespace: String?
+        if let requested = try params.name("namespace") {
+            let resolved = try cacheNamespace(requested, caller: caller, method: .cacheFlush)
+            if resolved.owner == nil { try requireAdmin(caller, to: "flush a shared namespace", method: .cacheFlush) }
+            namespace = resolved.name
+        } else {
+            try requireAdmin(caller, to: "flush every namespace", method: .cacheFlush)
+            namespace = nil
+        }
         let logger = self.logger
         return .later(
             cache.flush(namespace: namespace, on: eventLoop).map { flushed in
@@ -204,8 +221,8 @@ extension CostdEngine {
 
     /// `{model, prompt, namespace?, lease}` → `{released:Bool}`: gives a lease up (the call failed),
     /// so that a waiting caller takes it at once instead of waiting for it to expire.
-    func cacheRelease(_ params: Params, on eventLoop: any EventLoop) throws(RPCError) -> MethodReply {
-        let call = try cacheCall(params)
+    func cacheRelease(_ params: Params, caller: CallerIdentity?, on eventLoop: any EventLoop) throws(RPCError) -> MethodReply {
+        let call = try cacheCall(params, caller: caller, method: .cacheRelease)
         guard let lease = try params.string("lease", maxLength: 128) else { throw .invalidParams("'lease' is required") }
         return .later(
             cache.release(call.key, lease: lease, on: eventLoop).map { released in

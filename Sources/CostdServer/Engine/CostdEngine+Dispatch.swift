@@ -16,18 +16,18 @@ extension CostdEngine {
         let params = Params(request)
         switch method {
         case .cacheGet: return try cacheGet(params, caller: caller, on: eventLoop, into: &writer)
-        case .cacheSet: return try cacheSet(params, on: eventLoop, into: &writer)
-        case .route: return try route(params, on: eventLoop, into: &writer)
+        case .cacheSet: return try cacheSet(params, caller: caller, on: eventLoop, into: &writer)
+        case .route: return try route(params, caller: caller, on: eventLoop, into: &writer)
         case .record: return .later(try record(params, caller: caller, on: eventLoop))
         case .report: return .later(try report(params, on: eventLoop))
         case .ping: ping(into: &writer)
         case .estimate: try estimate(params, into: &writer)
         case .tokens: return .later(try tokens(params, on: eventLoop))
-        case .reserve: return .later(try reserve(params, on: eventLoop))
-        case .releaseReservation: return .later(try releaseReservation(params, on: eventLoop))
-        case .cacheDelete: return try cacheDelete(params, on: eventLoop)
-        case .cacheFlush: return try cacheFlush(params, on: eventLoop)
-        case .cacheRelease: return try cacheRelease(params, on: eventLoop)
+        case .reserve: return .later(try reserve(params, caller: caller, on: eventLoop))
+        case .releaseReservation: return .later(try releaseReservation(params, caller: caller, on: eventLoop))
+        case .cacheDelete: return try cacheDelete(params, caller: caller, on: eventLoop)
+        case .cacheFlush: return try cacheFlush(params, caller: caller, on: eventLoop)
+        case .cacheRelease: return try cacheRelease(params, caller: caller, on: eventLoop)
         }
         return .written
     }

@@ -13,12 +13,15 @@ public struct CallerIdentity: Sendable, Equatable {
     public var userName: String?
     /// The caller's systemd unit (`backup.service`), when it runs in one.
     public var unit: String?
+    /// The caller's primary group, as the kernel reports it.
+    public var gid: UInt32?
 
-    public init(uid: UInt32, pid: Int32, userName: String?, unit: String?) {
+    public init(uid: UInt32, pid: Int32, userName: String?, unit: String?, gid: UInt32? = nil) {
         self.uid = uid
         self.pid = pid
         self.userName = userName
         self.unit = unit
+        self.gid = gid
     }
 }
 
@@ -51,6 +54,8 @@ public final class CostdEngine: Sendable {
     private let recordIdPrefix: String
     /// `route`'s decisions until a `record` claims their routing saving.
     let issuedRoutes = Mutex(IssuedRoutes())
+    /// The user the daemon runs as: an admin, like root.
+    let daemonUID = geteuid()
 
     /// The embedded default, or Redis when `redis` is given (the ledger then keeps its backlog);
     /// spend goes to `spendRedis` when it is a Redis of its own (`redis.spend_url`).

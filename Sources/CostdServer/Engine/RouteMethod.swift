@@ -14,7 +14,7 @@ extension CostdEngine {
     ///
     /// With a hard budget on, the worst-case cost of the routed call is reserved too; when it does
     /// not fit, cheaper tiers are tried before the call is refused (budget exceeded).
-    func route(_ params: Params, on eventLoop: any EventLoop, into writer: inout JSONWriter) throws(RPCError) -> MethodReply {
+    func route(_ params: Params, caller: CallerIdentity?, on eventLoop: any EventLoop, into writer: inout JSONWriter) throws(RPCError) -> MethodReply {
         let rules = self.rules
         let task = try params.name("task")
         let requestedModel = try params.name("model") ?? rules.configuration.baselineModel
@@ -25,7 +25,7 @@ extension CostdEngine {
         if promptTokens == nil, let prompt = params.value("prompt") {
             (promptTokens, tokensExact) = self.promptTokens(prompt, rules: rules)
         }
-        switch plannedRoute(task: task, promptTokens: promptTokens, rules: rules, on: eventLoop) {
+        switch plannedRoute(task: task, promptTokens: promptTokens, owner: caller?.uid, rules: rules, on: eventLoop) {
         case .decided(let decision):
             let routeId = issueRoute(decision, requestedModel: requestedModel)
             CostdEngine.writeRoute(decision, routeId: routeId, promptTokens: promptTokens, exact: tokensExact, rules: rules, grant: nil, into: &writer)
@@ -60,7 +60,7 @@ extension CostdEngine {
     /// Routes a call, for `route` and the HTTP endpoint alike. With a hard budget on, the
     /// worst-case cost of the routed call is reserved too; when it does not fit, cheaper tiers
     /// are tried before the call is refused (budget exceeded).
-    func plannedRoute(task: String?, promptTokens: Int64?, rules: Rules, on eventLoop: any EventLoop) -> RoutePlan {
+    func plannedRoute(task: String?, promptTokens: Int64?, owner: UInt32?, rules: Rules, on eventLoop: any EventLoop) -> RoutePlan {
         let decision = rules.router.route(
             RouteRequest(task: task, promptTokens: promptTokens, underBudgetPressure: underBudgetPressure(rules))
         )
@@ -79,20 +79,20 @@ extension CostdEngine {
             }
             return candidate
         }
-        return .reserving(routeWithReservation(candidates[...], promptTokens: promptTokens ?? 0, rules: rules, on: eventLoop))
+        return .reserving(routeWithReservation(candidates[...], promptTokens: promptTokens ?? 0, owner: owner, rules: rules, on: eventLoop))
     }
 
     private func routeWithReservation(
-        _ candidates: ArraySlice<RouteDecision>, promptTokens: Int64, rules: Rules, on eventLoop: any EventLoop
+        _ candidates: ArraySlice<RouteDecision>, promptTokens: Int64, owner: UInt32?, rules: Rules, on eventLoop: any EventLoop
     ) -> EventLoopFuture<(RouteDecision, ReservationGrant)> {
         guard let decision = candidates.first else {
             return eventLoop.makeFailedFuture(RPCError.internalError("no tier to route to"))
         }
         let amount = rules.prices.price(for: decision.model)?.cost(inputTokens: promptTokens, outputTokens: decision.maxTokens) ?? .zero
-        return takeReservation(amount: amount, ttlSeconds: 600, rules: rules, on: eventLoop).map { (decision, $0) }
+        return takeReservation(amount: amount, ttlSeconds: 600, owner: owner, rules: rules, on: eventLoop).map { (decision, $0) }
             .flatMapError { error in
                 guard error is BudgetExceeded, candidates.count > 1 else { return eventLoop.makeFailedFuture(error) }
-                return self.routeWithReservation(candidates.dropFirst(), promptTokens: promptTokens, rules: rules, on: eventLoop)
+                return self.routeWithReservation(candidates.dropFirst(), promptTokens: promptTokens, owner: owner, rules: rules, on: eventLoop)
             }
     }
 

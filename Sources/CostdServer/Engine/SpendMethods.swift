@@ -170,7 +170,7 @@ extension CostdEngine {
     /// `{model, inputTokens, maxOutputTokens, user?, feature?, ttl?}` → `{reservation, amountUsd, …}`:
     /// sets the worst-case cost of a call aside against the hard budgets before the call is made,
     /// or refuses with budget exceeded (-32000). `record {reservation}` settles it.
-    func reserve(_ params: Params, on eventLoop: any EventLoop) throws(RPCError) -> EventLoopFuture<[UInt8]> {
+    func reserve(_ params: Params, caller: CallerIdentity?, on eventLoop: any EventLoop) throws(RPCError) -> EventLoopFuture<[UInt8]> {
         let rules = self.rules
         let model = try params.requireName("model")
         let inputTokens = try params.requireCount("inputTokens")
@@ -181,7 +181,7 @@ extension CostdEngine {
         let amount = price.cost(inputTokens: inputTokens, outputTokens: maxOutputTokens)
         let ttlSeconds = try params.count("ttl", max: 86_400) ?? 600
         guard ttlSeconds > 0 else { throw .invalidParams("'ttl' must be at least 1 second") }
-        return takeReservation(amount: amount, ttlSeconds: ttlSeconds, rules: rules, on: eventLoop).map { grant in
+        return takeReservation(amount: amount, ttlSeconds: ttlSeconds, owner: caller?.uid, rules: rules, on: eventLoop).map { grant in
             var writer = JSONWriter()
             writer.beginObject()
             CostdEngine.writeGrantFields(grant, into: &writer)
@@ -190,13 +190,14 @@ extension CostdEngine {
         }
     }
 
-    func takeReservation(amount: Money, ttlSeconds: Int64, rules: Rules, on eventLoop: any EventLoop)
+    /// Sets `amount` aside against the hard budgets, for `owner` (the uid that may release it).
+    func takeReservation(amount: Money, ttlSeconds: Int64, owner: UInt32?, rules: Rules, on eventLoop: any EventLoop)
         -> EventLoopFuture<ReservationGrant>
     {
         let now = clock.nowMillis
         let day = dayKey(unixMillis: now)
         let request = ReservationRequest(
-            id: "rsv-" + CacheTier.makeToken(), amount: amount, day: day, month: PeriodCalendar.monthKey(ofDay: day),
+            id: CostdEngine.reservationId(owner: owner), amount: amount, day: day, month: PeriodCalendar.monthKey(ofDay: day),
             nowMillis: now, expiresAtMillis: now + ttlSeconds * 1000
         )
         return store.reserve(request, budget: rules.budget, on: eventLoop)
@@ -211,9 +212,10 @@ extension CostdEngine {
         writer.field("month") { grant.month.write(to: &$0) }
     }
 
-    /// `{reservation}` → `{released:Bool}`.
-    func releaseReservation(_ params: Params, on eventLoop: any EventLoop) throws(RPCError) -> EventLoopFuture<[UInt8]> {
+    /// `{reservation}` → `{released:Bool}`: the caller's own reservation, or anyone's for an admin.
+    func releaseReservation(_ params: Params, caller: CallerIdentity?, on eventLoop: any EventLoop) throws(RPCError) -> EventLoopFuture<[UInt8]> {
         guard let id = try params.name("reservation") else { throw .invalidParams("'reservation' is required") }
+        try requireReservationOwner(id, caller: caller)
         return store.release(reservation: id, on: eventLoop).map { released in
             var writer = JSONWriter()
             writer.beginObject()

@@ -54,7 +54,13 @@ struct GatewayCall {
         let headers = request.head.headers
         self.user = try GatewayCall.name(headers.first(name: "x-costd-user") ?? body.user, "x-costd-user")
         self.feature = try GatewayCall.name(headers.first(name: "x-costd-feature"), "x-costd-feature")
-        self.namespace = try GatewayCall.name(headers.first(name: "x-costd-namespace"), "x-costd-namespace") ?? ""
+        let requestedNamespace = try GatewayCall.name(headers.first(name: "x-costd-namespace"), "x-costd-namespace")
+        do {
+            self.namespace = try gateway.engine.cacheNamespace(requestedNamespace, caller: request.caller, method: .cacheGet).name
+        } catch {
+            if error.code == RPCError.permissionDeniedCode { throw GatewayError.forbidden(error.message) }
+            throw GatewayError.badRequest(error.message)
+        }
         self.policy = GatewayCachePolicy(
             mode: gateway.settings.cache, deterministic: body.isDeterministic,
             costdCacheHeader: headers.first(name: "x-costd-cache"), cacheControl: headers[canonicalForm: "cache-control"].joined(separator: ","))
@@ -129,7 +135,9 @@ struct GatewayCall {
     /// whose reservation ``routeWithReservation()`` waits for); false when it must wait.
     mutating func routeAtOnce() -> Bool {
         guard needsRouting else { return true }
-        switch engine.plannedRoute(task: headers.first(name: "x-costd-task"), promptTokens: promptTokens(), rules: rules, on: eventLoop) {
+        switch engine.plannedRoute(
+            task: headers.first(name: "x-costd-task"), promptTokens: promptTokens(), owner: request.caller?.uid, rules: rules, on: eventLoop)
+        {
         case .decided(let decision):
             apply(decision, grant: nil)
             return true
@@ -202,7 +210,9 @@ struct GatewayCall {
         }
         let outputTokens = endpoint.kind == .embeddings ? 0 : body.maxOutputTokens ?? settings.defaultMaxOutputTokens
         let amount = price.cost(inputTokens: promptTokens(), outputTokens: outputTokens)
-        reservation = try await budgetChecked(engine.takeReservation(amount: amount, ttlSeconds: 600, rules: rules, on: eventLoop)).id
+        reservation = try await budgetChecked(
+            engine.takeReservation(amount: amount, ttlSeconds: 600, owner: request.caller?.uid, rules: rules, on: eventLoop)
+        ).id
     }
 
     /// Waits for a reservation; a full budget becomes 429, a store that cannot answer 503.

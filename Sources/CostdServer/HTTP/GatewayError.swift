@@ -18,6 +18,10 @@ struct GatewayError: Error, Sendable {
         GatewayError(status: .badRequest, type: "invalid_request_error", code: nil, message: message)
     }
 
+    static func forbidden(_ message: String) -> GatewayError {
+        GatewayError(status: .forbidden, type: "permission_error", code: "permission_denied", message: message)
+    }
+
     static func notFound(_ message: String) -> GatewayError {
         GatewayError(status: .notFound, type: "not_found_error", code: "not_found", message: message)
     }

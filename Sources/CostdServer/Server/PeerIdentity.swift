@@ -29,7 +29,8 @@ enum PeerIdentity {
                     uid: credentials.uid,
                     pid: credentials.pid,
                     userName: userName(uid: credentials.uid),
-                    unit: credentials.pid > 0 ? unit(pid: credentials.pid) : nil
+                    unit: credentials.pid > 0 ? unit(pid: credentials.pid) : nil,
+                    gid: credentials.gid
                 )
             }.recover { _ in nil }
     }
@@ -47,6 +48,30 @@ enum PeerIdentity {
         }
         userNames.withLock { $0[uid] = name }
         return name
+    }
+
+    /// The names of a user's groups in the system's group database, and of its primary group.
+    static func groupNames(userName: String?, primaryGID: UInt32?) -> [String] {
+        var gids: [gid_t] = primaryGID.map { [$0] } ?? []
+        if let userName {
+            var count: Int32 = 64
+            var found = [gid_t](repeating: 0, count: Int(count))
+            if getgrouplist(userName, primaryGID ?? gid_t.max, &found, &count) == -1 {
+                found = [gid_t](repeating: 0, count: Int(count))
+                _ = getgrouplist(userName, primaryGID ?? gid_t.max, &found, &count)
+            }
+            gids += found.prefix(Int(max(0, count))).filter { $0 != gid_t.max }
+        }
+        var names: [String] = []
+        for gid in Set(gids) {
+            var entry = group()
+            var result: UnsafeMutablePointer<group>? = nil
+            var buffer = [CChar](repeating: 0, count: 16_384)
+            if getgrgid_r(gid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.gr_name {
+                names.append(String(cString: name))
+            }
+        }
+        return names
     }
 
     static func unit(pid: Int32) -> String? {
