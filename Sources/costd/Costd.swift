@@ -120,7 +120,9 @@ struct Costd: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? Configuration.defaultEventLoops(cores: System.coreCount))
         let ledger = try SpendLedger(directory: stateDirectory, settings: configuration.ledger, logger: logger)
         let redis = configuration.redis.map { RedisConnector(settings: $0, group: group, logger: logger) }
-        let metricsAddress = configuration.metricsListen
+        // A socket systemd passes (costd-metrics.socket) is where metrics go, whatever the config says.
+        let metricsAddress = inherited.metrics.map { MetricsServer.Address.inherited(fd: $0) }
+            ?? configuration.metricsListen.map { MetricsServer.Address.configured($0) }
         let metrics = metricsAddress.map { _ in DaemonMetrics(withRedis: configuration.redis != nil) }
         let executable = Executable.currentPath()
         let dataDirectory = configuration.dataDirectory

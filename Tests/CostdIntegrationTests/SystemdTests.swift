@@ -174,6 +174,8 @@ func run(_ executable: String, _ arguments: [String], environment: [String: Stri
         _ = FileManager.default.createFile(atPath: directory + "/costd.service", contents: Data(service.utf8))
         try FileManager.default.copyItem(atPath: TestDaemon.packageRoot + "/systemd/costd.socket", toPath: directory + "/costd.socket")
         try FileManager.default.copyItem(atPath: TestDaemon.packageRoot + "/systemd/costd-http.socket", toPath: directory + "/costd-http.socket")
+        try FileManager.default.copyItem(
+            atPath: TestDaemon.packageRoot + "/systemd/costd-metrics.socket", toPath: directory + "/costd-metrics.socket")
         // The service with the HTTP endpoint's network drop-in applied (a later section of the
         // same kind overrides, as a drop-in does).
         let dropIn = try String(contentsOfFile: TestDaemon.packageRoot + "/systemd/costd-network.conf", encoding: .utf8)
@@ -185,7 +187,8 @@ func run(_ executable: String, _ arguments: [String], environment: [String: Stri
         let directory = try renderedUnits()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let (status, output) = try run(
-            "/usr/bin/systemd-analyze", ["verify", directory + "/costd.service", directory + "/costd.socket", directory + "/costd-http.socket"])
+            "/usr/bin/systemd-analyze",
+            ["verify", directory + "/costd.service", directory + "/costd.socket", directory + "/costd-http.socket", directory + "/costd-metrics.socket"])
         #expect(status == 0)
         #expect(output.isEmpty, "systemd-analyze verify printed:\n\(output)")
         let networked = try run("/usr/bin/systemd-analyze", ["verify", directory + "/costd-networked.service"])
@@ -240,6 +243,52 @@ func run(_ executable: String, _ arguments: [String], environment: [String: Stri
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(output.contains("systemd http socket"), "\(output)")
         #expect(FileManager.default.fileExists(atPath: httpPath))
+    }
+
+    /// The shipped unit's sandbox allows only Unix sockets: costd-metrics.socket passes one by
+    /// name, and Prometheus text comes out of it.
+    @Test func servesMetricsOnTheSocketPassedByName() throws {
+        let directory = TestDaemon.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let rpcPath = directory + "/costd.sock"
+        let metricsPath = directory + "/metrics.sock"
+        let (process, log) = try socketActivated(["-l", rpcPath, "-l", metricsPath, "--fdname=costd:metrics"], in: directory)
+        defer {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        #expect(eventually { FileManager.default.fileExists(atPath: metricsPath) })
+        // The first connection, a scrape, starts costd with both sockets. (Raw HTTP: a Process
+        // started while the socket-activated one runs is never reaped by Foundation here.)
+        let scraped = try scrape(metricsPath)
+        #expect(scraped.hasPrefix("HTTP/1.1 200"), "\(scraped.prefix(300))")
+        #expect(scraped.contains("# TYPE costd_requests_total counter"), "\(scraped.prefix(500))")
+        #expect(scraped.contains("costd_build_info{"))
+        #expect(try CostdConnection(path: rpcPath).call("record", ["model": "gpt-4o", "costUsd": 2])["costUsd"]?.money == .dollars(2))
+        let after = try scrape(metricsPath)
+        #expect(after.contains("costd_spend_usd_total{model=\"gpt-4o\"} 2\n"), "\(after)")
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(output.contains("systemd metrics socket"), "\(output)")
+    }
+
+    /// `GET /metrics` over a Unix socket: the whole response, read until the server closes.
+    func scrape(_ path: String) throws -> String {
+        let fd = try UnixSocket.connect(path)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 15, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let request = Array("GET /metrics HTTP/1.1\r\nhost: costd\r\nconnection: close\r\n\r\n".utf8)
+        guard write(fd, request, request.count) == request.count else { throw CocoaError(.fileWriteUnknown) }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            guard count > 0 else { break }
+            response += buffer.prefix(count)
+        }
+        return String(decoding: response, as: UTF8.self)
     }
 
     @Test func theBinaryNeedsNoExecutableStack() throws {

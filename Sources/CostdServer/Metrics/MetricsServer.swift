@@ -9,8 +9,9 @@ import NIOPosix
 import ServiceLifecycle
 
 /// Serves `GET /metrics` in the Prometheus text format on a TCP address (`--metrics-listen
-/// 127.0.0.1:9464`) or a Unix socket (`--metrics-listen unix:/run/costd/metrics.sock`, which the
-/// shipped unit's sandbox allows). Off by default.
+/// 127.0.0.1:9464`), a Unix socket (`--metrics-listen unix:/run/costd/metrics.sock`, which the
+/// shipped unit's sandbox allows), or the socket systemd passes (`costd-metrics.socket`). Off
+/// by default.
 ///
 /// It binds before the daemon reports ready (``bind(host:port:group:logger:render:)``), so a
 /// port in use stops the start with a reason instead of a daemon that looks ready and then exits.
@@ -23,10 +24,23 @@ public final class MetricsServer: Service, Sendable {
         self.logger = logger
     }
 
+    /// Where metrics are served: an address costd binds, or a socket systemd passed.
+    public enum Address: Sendable, CustomStringConvertible {
+        case configured(MetricsListenAddress)
+        case inherited(fd: Int32)
+
+        public var description: String {
+            switch self {
+            case .configured(let address): address.description
+            case .inherited(let fd): "fd \(fd) (systemd metrics socket)"
+            }
+        }
+    }
+
     /// Binds `address`: TCP, or a Unix socket (mode 0660, like the RPC socket: the costd group
-    /// may scrape; a stale socket file is replaced).
+    /// may scrape; a stale socket file is replaced), or takes the socket systemd passed.
     public static func bind(
-        address: MetricsListenAddress, group: any EventLoopGroup, logger: Logger, render: @escaping @Sendable () -> [UInt8]
+        address: Address, group: any EventLoopGroup, logger: Logger, render: @escaping @Sendable () -> [UInt8]
     ) async throws -> MetricsServer {
         let channel: any Channel
         do {
@@ -38,11 +52,13 @@ public final class MetricsServer: Service, Sendable {
                     }
                 }
             switch address {
-            case .tcp(let host, let port):
+            case .configured(.tcp(let host, let port)):
                 channel = try await bootstrap.bind(host: host, port: port).get()
-            case .unix(let path):
+            case .configured(.unix(let path)):
                 channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
                 guard chmod(path, 0o660) == 0 else { throw IOError(errnoCode: errno, reason: "chmod \(path)") }
+            case .inherited(let fd):
+                channel = try await bootstrap.withBoundSocket(fd).get()
             }
         } catch {
             throw MetricsBindError(address: "\(address)", underlying: "\(error)")
