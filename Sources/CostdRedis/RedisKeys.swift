@@ -44,6 +44,13 @@ public struct RedisKeys: Sendable {
     public func alert(_ scope: BudgetScope, _ period: String, _ level: AlertLevel) -> String {
         prefix + "{s}:a:" + scope.rawValue + ":" + period + ":" + level.rawValue
     }
+    /// The alert flags of the scoped budgets for one period (a day or a month): one hash, fields
+    /// `<scope key>␟<level>` set once (HSETNX), so the period's flags go with it in one UNLINK.
+    public func scopedAlerts(_ period: String) -> String { prefix + "{s}:ab:" + period }
+    /// The field of a scoped budget's alert in ``scopedAlerts(_:)``.
+    public static func scopedAlertField(_ budget: String, _ level: AlertLevel) -> String {
+        budget + SpendSchema.separator + level.rawValue
+    }
     /// The canary: a random token, with no TTL, set by the first daemon. While it holds the token
     /// a daemon knows, Redis still has every record that daemon counted; when it is missing or
     /// new, Redis lost spend (a flush, an eviction, a restart without persistence).

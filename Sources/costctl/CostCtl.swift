@@ -350,9 +350,10 @@ struct Budget: ParsableCommand {
         defaultSubcommand: Check.self
     )
 
+    /// Lists every budget (the host's and each `[[budgets]]` entry) with where it stands.
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Exit 0 while every budget has room, 1 once one is exceeded (for scripts and cron jobs)."
+            abstract: "List the budgets (the host's and each [[budgets]] entry) with today's and this month's spend; exit 0 while every one has room, 1 once one is exceeded (for scripts and cron jobs)."
         )
         @OptionGroup var options: ClientOptions
         @Option(help: "Exit 1 already at this fraction of a budget (e.g. 0.8).") var warnAt: Double?
@@ -378,6 +379,20 @@ struct Budget: ParsableCommand {
                 }
                 json.append(period, ["status": .string(status), "spentUsd": report["totalCostUsd"] ?? nil, "budgetUsd": report["budgetUsd"] ?? nil])
             }
+            // The scoped budgets: the report's standings of today and this month.
+            let scoped = (try connection.call("report", [:])["budgets"]?.arrayValue ?? []).filter { $0["scope"]?.objectValue?.members.isEmpty == false }
+            for standing in scoped {
+                let spent = Format.dollars(standing["spentUsd"])
+                let limit = Format.dollars(standing["budgetUsd"])
+                let fraction = limit > 0 ? spent / limit : (spent > 0 ? .infinity : 0)
+                let over = fraction >= 1 || (warnAt.map { fraction >= $0 } ?? false)
+                exceeded = exceeded || over
+                let scope = (standing["scope"]?.objectValue?.members ?? []).map { "\($0.key)=\($0.value.stringValue ?? "")" }.joined(separator: " ")
+                let hard = standing["hard"]?.boolValue == true ? " hard" : ""
+                lines.append(
+                    "\(scope) \(standing["period"]?.stringValue ?? "?"): \(Format.usd(standing["spentUsd"])) of \(Format.usd(standing["budgetUsd"]))\(hard) (\(Format.percent(fraction))) \(standing["state"]?.stringValue ?? "?")")
+            }
+            json.append("budgets", .array(scoped))
             print(options.json ? JSONValue.object(json).jsonString : lines.joined(separator: "\n"))
             if exceeded { throw NegativeAnswer() }
         }

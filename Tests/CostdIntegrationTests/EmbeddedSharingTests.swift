@@ -42,7 +42,8 @@ import Testing
                     granted.add(1)
                     _ = try connection.call("record", ["model": "gpt-4o-mini", "inputTokens": 10_000, "outputTokens": 1_000, "reservation": try #require(grant["reservation"])])
                 } catch ClientError.rpc(let code, _, let data) where code == -32000 {
-                    #expect(data?["scope"] == "day")
+                    #expect(data?["scope"] == [:])  // the host's budget
+                    #expect(data?["budgetPeriod"] == "day")
                     return
                 }
             }

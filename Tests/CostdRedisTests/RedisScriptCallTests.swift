@@ -13,10 +13,11 @@ struct RedisScriptCallTests {
     static func text(_ command: RedisCommand) -> [String] { command.map { String(decoding: $0, as: UTF8.self) } }
 
     @Test func aBatchOfRecordsIsOneEvalshaWithKeysAndArgumentsInTheScriptsOrder() {
-        let budget = BudgetSettings(daily: .dollars(10))
+        let ann = SpendScope([.user: "ann"])
+        let budget = BudgetSettings(daily: .dollars(10), scoped: [ScopedBudget(scope: ann, daily: .dollars(2))])
         let first = SpendRecord(
             recordId: "r1", unixMillis: 0, day: "2026-11-30", model: "gpt-4o", user: "ann", feature: nil, unit: "etl.service",
-            cost: Money(nanos: 7_500_000), inputTokens: 1_000, outputTokens: 500, routingSaved: Money(nanos: 42)
+            cost: Money(nanos: 7_500_000), inputTokens: 1_000, outputTokens: 500, routingSaved: Money(nanos: 42), budgets: [ann.key]
         )
         let second = SpendRecord(recordId: "r2", unixMillis: 0, day: "2026-11-30", model: "m", cost: Money(nanos: 5), cached: true)
         let call = RecordBatchScript(records: [
@@ -24,17 +25,22 @@ struct RedisScriptCallTests {
             .init(record: second, reservation: nil, budget: budget, epoch: "e1", settings: Self.settings, keys: Self.keys),
         ])
         let command = Self.text(call.command)
-        #expect(Array(command[0...2]) == ["EVALSHA", RecordBatchScript.script.sha1, "12"])
-        #expect(Array(command[3...14]) == [
+        #expect(Array(command[0...2]) == ["EVALSHA", RecordBatchScript.script.sha1, "14"])
+        #expect(Array(command[3...16]) == [
             "p:{s}:d:2026-11-30", "p:{s}:m:2026-11",
             "p:{s}:a:day:2026-11-30:warning", "p:{s}:a:day:2026-11-30:exceeded",
             "p:{s}:a:month:2026-11:warning", "p:{s}:a:month:2026-11:exceeded",
-            "p:{s}:rsv:amt", "p:{s}:rsv:exp", "p:{s}:rsv:tot", "p:{s}:epoch", "p:{s}:rec:r1", "p:{s}:rec:r2",
+            "p:{s}:rsv:amt", "p:{s}:rsv:exp", "p:{s}:rsv:tot", "p:{s}:epoch", "p:{s}:ab:2026-11-30", "p:{s}:ab:2026-11",
+            "p:{s}:rec:r1", "p:{s}:rec:r2",
         ])
-        #expect(Array(command[15...]) == [
+        let annField = "b\u{1F}{\"user\":\"ann\"}"
+        #expect(Array(command[17...]) == [
             "604800", "e1", "8000000000", "10000000000", "-1", "-1",
-            "7500000", "0", "rsv-1", "1000", "500", "0", "42", "3", "m\u{1F}gpt-4o", "u\u{1F}ann", "x\u{1F}etl.service",
-            "5", "1", "", "0", "0", "0", "0", "1", "m\u{1F}m",
+            "7500000", "0", "rsv-1", "1000", "500", "0", "42", "4", "1",
+            "m\u{1F}gpt-4o", "u\u{1F}ann", "x\u{1F}etl.service", annField,
+            annField + "\u{1F}cost", "{\"user\":\"ann\"}\u{1F}warning", "{\"user\":\"ann\"}\u{1F}exceeded",
+            "1600000000", "2000000000", "-1", "-1",
+            "5", "1", "", "0", "0", "0", "0", "1", "0", "m\u{1F}m",
         ])
     }
 
@@ -72,7 +78,10 @@ struct RedisScriptCallTests {
         let granted = try ReserveScript.parse(.array([.integer(1), .string(Array("1".utf8)), .string(Array("2".utf8)), .string(Array("3".utf8)), .string(Array("4".utf8))]))
         #expect(granted == .granted(daySpent: Money(nanos: 1), dayReserved: Money(nanos: 2), monthSpent: Money(nanos: 3), monthReserved: Money(nanos: 4)))
         let refused = try ReserveScript.parse(.array([.integer(0), .string(Array("month".utf8)), .string(Array("5".utf8)), .string(Array("6".utf8))]))
-        #expect(refused == .refused(scope: .month, spent: Money(nanos: 5), reserved: Money(nanos: 6)))
+        #expect(refused == .refused(scope: .month, spent: Money(nanos: 5), reserved: Money(nanos: 6), budget: nil))
+        let scoped = try ReserveScript.parse(
+            .array([.integer(0), .string(Array("day".utf8)), .string(Array("5".utf8)), .string(Array("6".utf8)), .integer(2)]))
+        #expect(scoped == .refused(scope: .day, spent: Money(nanos: 5), reserved: Money(nanos: 6), budget: 1))
         #expect(throws: RedisScriptError.self) { try ReserveScript.parse(.array([.integer(0), .string(Array("week".utf8))])) }
     }
 

@@ -436,3 +436,19 @@ def test_http_calls_are_counted_in_the_metrics(make_daemon, fake_upstream, tmp_p
     assert count("http.chat.completions", "ok") == 2
     assert count("http.chat.completions", "error") == 1
     assert count("http.passthrough", "ok") == 1
+
+
+def test_a_hard_user_budget_gives_that_user_429_and_lets_others_through(start, fake_upstream):
+    daemon = start('\n[[budgets]]\nuser = "ann"\ndaily = 0.000001\nhard = true\n')
+    ann = costd.openai_client(daemon.http_socket, api_key="sk-test-key", max_retries=0, default_headers={"x-costd-user": "ann"})
+    bob = costd.openai_client(daemon.http_socket, api_key="sk-test-key", max_retries=0, default_headers={"x-costd-user": "bob"})
+    with pytest.raises(openai.RateLimitError) as raised:
+        ann.chat.completions.create(**chat(content="an expensive question", max_tokens=500))
+    assert raised.value.status_code == 429
+    body = raised.value.response.json()
+    assert body["error"]["code"] == "budget_exceeded" and '{"user":"ann"}' in body["error"]["message"]
+    assert fake_upstream.calls("/v1/chat/completions") == []
+    answer = bob.chat.completions.create(**chat(content="an expensive question", max_tokens=500))
+    assert answer.choices and len(fake_upstream.calls("/v1/chat/completions")) == 1
+    budgets = report(daemon)["budgets"]
+    assert [(b["scope"], b["reservedUsd"]) for b in budgets] == [({"user": "ann"}, 0)]

@@ -7,19 +7,23 @@ public struct BudgetSettings: Sendable, Equatable {
     /// Hard budgets refuse work that would pass them (see `reserve`); soft ones only alert.
     public var hardDaily: Bool
     public var hardMonthly: Bool
+    /// `[[budgets]]`: budgets of their own for users, features, units and models.
+    public var scoped: [ScopedBudget]
 
     public init(
         daily: Money? = nil,
         monthly: Money? = nil,
         warningFractionPPM: Int64 = 800_000,
         hardDaily: Bool = false,
-        hardMonthly: Bool = false
+        hardMonthly: Bool = false,
+        scoped: [ScopedBudget] = []
     ) {
         self.daily = daily
         self.monthly = monthly
         self.warningFractionPPM = warningFractionPPM
         self.hardDaily = hardDaily
         self.hardMonthly = hardMonthly
+        self.scoped = scoped
     }
 
     public func budget(for scope: BudgetScope) -> Money? {
@@ -42,6 +46,18 @@ public struct BudgetSettings: Sendable, Equatable {
         guard warningFractionPPM > 0, warningFractionPPM <= 1_000_000 else {
             throw ConfigError("budget.warning_fraction must be above 0 and at most 1")
         }
+        var seen: Set<SpendScope> = []
+        for (index, budget) in scoped.enumerated() {
+            let name = "budgets[\(index)] \(budget.scope.key)"
+            guard !budget.scope.isHost else {
+                throw ConfigError("budgets[\(index)] names no scope (user, feature, unix_user, unit or model); the host's budget is [budget]")
+            }
+            guard budget.daily != nil || budget.monthly != nil else { throw ConfigError("\(name) needs daily and/or monthly") }
+            guard budget.warningFractionPPM > 0, budget.warningFractionPPM <= 1_000_000 else {
+                throw ConfigError("\(name): warning_fraction must be above 0 and at most 1")
+            }
+            guard seen.insert(budget.scope).inserted else { throw ConfigError("\(name) is given twice") }
+        }
     }
 }
 
@@ -61,20 +77,28 @@ public enum AlertLevel: String, Sendable, CaseIterable, Hashable, Comparable {
 
 /// A budget threshold crossed, reported once per period and level.
 public struct BudgetAlert: Sendable, Equatable {
+    /// Whether the day's or the month's budget (named `scope` on the wire since before scoped
+    /// budgets; ``budgetScope`` is what the budget applies to).
     public var scope: BudgetScope
     public var level: AlertLevel
     /// The period the alert belongs to: `2026-11-29` or `2026-11`.
     public var period: String
     public var spent: Money
     public var budget: Money
+    /// Whose budget: the host's, or a `[[budgets]]` entry's scope.
+    public var budgetScope: SpendScope
 
-    public init(scope: BudgetScope, level: AlertLevel, period: String, spent: Money, budget: Money) {
+    public init(scope: BudgetScope, level: AlertLevel, period: String, spent: Money, budget: Money, budgetScope: SpendScope = .host) {
         self.scope = scope
         self.level = level
         self.period = period
         self.spent = spent
         self.budget = budget
+        self.budgetScope = budgetScope
     }
+
+    /// The key of the scoped budget the alert is about (nil: the host's).
+    public var budgetKey: String? { budgetScope.isHost ? nil : budgetScope.key }
 
     public func write(to writer: inout JSONWriter) {
         writer.beginObject()
@@ -83,7 +107,22 @@ public struct BudgetAlert: Sendable, Equatable {
         writer.field("period", period)
         writer.field("spentUsd", spent)
         writer.field("budgetUsd", budget)
+        writer.field("budgetScope") { budgetScope.write(to: &$0) }
         writer.endObject()
+    }
+
+    /// The alerts a period owes once its spend is `spent` against `limit`: every level reached
+    /// and not yet fired, lowest first. A zero limit is exceeded by any spend at all.
+    public static func due(
+        _ period: BudgetScope, periodKey: String, spent: Money, limit: Money?, warningFractionPPM: Int64, budgetScope: SpendScope,
+        alreadyFired: (AlertLevel) -> Bool
+    ) -> [BudgetAlert] {
+        guard let limit, spent > .zero else { return [] }
+        return AlertLevel.allCases.compactMap { level in
+            let threshold = level == .warning ? limit.scaled(by: warningFractionPPM, over: 1_000_000) : limit
+            guard spent >= threshold, !alreadyFired(level) else { return nil }
+            return BudgetAlert(scope: period, level: level, period: periodKey, spent: spent, budget: limit, budgetScope: budgetScope)
+        }
     }
 }
 
@@ -130,10 +169,17 @@ extension BudgetSettings {
     public func alertsDue(
         scope: BudgetScope, period: String, spent: Money, alreadyFired: (AlertLevel) -> Bool
     ) -> [BudgetAlert] {
-        guard let budget = budget(for: scope), spent >= threshold(.warning, of: budget), spent > .zero else { return [] }
-        return AlertLevel.allCases.compactMap { level in
-            guard spent >= threshold(level, of: budget), !alreadyFired(level) else { return nil }
-            return BudgetAlert(scope: scope, level: level, period: period, spent: spent, budget: budget)
-        }
+        BudgetAlert.due(
+            scope, periodKey: period, spent: spent, limit: budget(for: scope), warningFractionPPM: warningFractionPPM, budgetScope: .host,
+            alreadyFired: alreadyFired)
+    }
+
+    /// The alerts a scoped budget's period owes once its spend is `spent`.
+    public func alertsDue(
+        _ budget: ScopedBudget, period: BudgetScope, periodKey: String, spent: Money, alreadyFired: (AlertLevel) -> Bool
+    ) -> [BudgetAlert] {
+        BudgetAlert.due(
+            period, periodKey: periodKey, spent: spent, limit: budget.limit(period), warningFractionPPM: budget.warningFractionPPM,
+            budgetScope: budget.scope, alreadyFired: alreadyFired)
     }
 }

@@ -6,8 +6,14 @@ public struct ReservationRequest: Sendable {
     public var month: String
     public var nowMillis: Int64
     public var expiresAtMillis: Int64
+    /// The keys of the scoped budgets the call counts toward: the money is held against each,
+    /// and refused when it would pass a hard one.
+    public var budgets: [String]
 
-    public init(id: String, amount: Money, day: String, month: String, nowMillis: Int64, expiresAtMillis: Int64) {
+    public init(
+        id: String, amount: Money, day: String, month: String, nowMillis: Int64, expiresAtMillis: Int64, budgets: [String] = []
+    ) {
+        self.budgets = budgets
         self.id = id
         self.amount = amount
         self.day = day

@@ -66,6 +66,8 @@ public struct PeriodTotals: Sendable, Equatable {
     public var byFeature: [String: SpendBreakdown] = [:]
     public var byUnit: [String: SpendBreakdown] = [:]
     public var byUnixUser: [String: SpendBreakdown] = [:]
+    /// By scoped budget (``SpendScope/key``).
+    public var byBudget: [String: SpendBreakdown] = [:]
     public var cache = CacheCounterSet()
 
     public init() {}
@@ -83,7 +85,7 @@ public struct PeriodTotals: Sendable, Equatable {
             savedByRouting += record.routingSaved
         }
         for kind in SpendSchema.kinds {
-            if let name = kind.name(record) { self[keyPath: kind.map][name, default: SpendBreakdown()].add(record) }
+            for name in kind.names(record) { self[keyPath: kind.map][name, default: SpendBreakdown()].add(record) }
         }
     }
 
@@ -103,6 +105,8 @@ public struct PeriodTotals: Sendable, Equatable {
 public struct SpendBook: Sendable {
     public private(set) var days: [String: PeriodTotals] = [:]
     private var monthSpent: [String: Money] = [:]
+    /// Spend of each scoped budget by month (its days' are in their `byBudget`).
+    private var monthBudgetSpent: [String: [String: Money]] = [:]
     private var firedAlerts: Set<String> = []
 
     public init() {}
@@ -110,7 +114,9 @@ public struct SpendBook: Sendable {
     public mutating func apply(_ record: SpendRecord) {
         days[record.day, default: PeriodTotals()].add(record)
         if !record.cached {
-            monthSpent[PeriodCalendar.monthKey(ofDay: record.day), default: .zero] += record.cost
+            let month = PeriodCalendar.monthKey(ofDay: record.day)
+            monthSpent[month, default: .zero] += record.cost
+            for key in record.budgets { monthBudgetSpent[month, default: [:]][key, default: .zero] += record.cost }
         }
     }
 
@@ -122,6 +128,14 @@ public struct SpendBook: Sendable {
         switch scope {
         case .day: days[period]?.spent ?? .zero
         case .month: monthSpent[period] ?? .zero
+        }
+    }
+
+    /// Spend of a scoped budget (by its key) in a day or month.
+    public func spent(_ scope: BudgetScope, period: String, budget key: String) -> Money {
+        switch scope {
+        case .day: days[period]?.byBudget[key]?.cost ?? .zero
+        case .month: monthBudgetSpent[period]?[key] ?? .zero
         }
     }
 
@@ -137,16 +151,17 @@ public struct SpendBook: Sendable {
         return totals
     }
 
-    private static func alertMark(_ scope: BudgetScope, _ period: String, _ level: AlertLevel) -> String {
-        "\(scope.rawValue)/\(period)/\(level.rawValue)"
+    /// `day/2026-11-29/warning`, and for a scoped budget `…/warning/<scope key>`.
+    private static func alertMark(_ scope: BudgetScope, _ period: String, _ level: AlertLevel, _ budget: String?) -> String {
+        "\(scope.rawValue)/\(period)/\(level.rawValue)" + (budget.map { "/" + $0 } ?? "")
     }
 
-    public func hasFired(_ scope: BudgetScope, period: String, level: AlertLevel) -> Bool {
-        firedAlerts.contains(SpendBook.alertMark(scope, period, level))
+    public func hasFired(_ scope: BudgetScope, period: String, level: AlertLevel, budget: String? = nil) -> Bool {
+        firedAlerts.contains(SpendBook.alertMark(scope, period, level, budget))
     }
 
-    public mutating func markFired(_ scope: BudgetScope, period: String, level: AlertLevel) {
-        firedAlerts.insert(SpendBook.alertMark(scope, period, level))
+    public mutating func markFired(_ scope: BudgetScope, period: String, level: AlertLevel, budget: String? = nil) {
+        firedAlerts.insert(SpendBook.alertMark(scope, period, level, budget))
     }
 
     /// Drops days older than `oldestDay` (history kept for reports has a horizon).
@@ -157,6 +172,9 @@ public struct SpendBook: Sendable {
         let oldestMonth = PeriodCalendar.monthKey(ofDay: oldestDay)
         for month in monthSpent.keys where month < oldestMonth {
             monthSpent.removeValue(forKey: month)
+        }
+        for month in monthBudgetSpent.keys where month < oldestMonth {
+            monthBudgetSpent.removeValue(forKey: month)
         }
         firedAlerts = firedAlerts.filter { mark in
             let period = mark.split(separator: "/").dropFirst().first.map(String.init) ?? ""
@@ -222,7 +240,9 @@ public struct SpendBook: Sendable {
             for kind in SpendSchema.kinds { totals[keyPath: kind.map] = readMap(value[kind.snapshotName]) }
             totals.cache = CacheCounterSet(compact: value["cache"] ?? .null)
             days[member.key] = totals
-            monthSpent[PeriodCalendar.monthKey(ofDay: member.key), default: .zero] += totals.spent
+            let month = PeriodCalendar.monthKey(ofDay: member.key)
+            monthSpent[month, default: .zero] += totals.spent
+            for (key, breakdown) in totals.byBudget { monthBudgetSpent[month, default: [:]][key, default: .zero] += breakdown.cost }
         }
         for mark in json["alerts"]?.arrayValue ?? [] {
             if let mark = mark.stringValue { firedAlerts.insert(mark) }

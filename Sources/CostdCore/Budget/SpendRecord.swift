@@ -25,6 +25,9 @@ public struct SpendRecord: Sendable, Equatable {
     /// Whether the token counts were counted by costd rather than reported by the provider (a
     /// stream the client hung up on before the provider said its usage).
     public var estimated: Bool
+    /// The keys of the scoped budgets (``SpendScope/key``) the record counts toward, fixed when
+    /// it is made (a later change of the budgets does not move history).
+    public var budgets: [String]
 
     public init(
         recordId: String,
@@ -41,7 +44,8 @@ public struct SpendRecord: Sendable, Equatable {
         outputTokens: Int64 = 0,
         cachedInputTokens: Int64 = 0,
         routingSaved: Money = .zero,
-        estimated: Bool = false
+        estimated: Bool = false,
+        budgets: [String] = []
     ) {
         self.recordId = recordId
         self.unixMillis = unixMillis
@@ -58,6 +62,7 @@ public struct SpendRecord: Sendable, Equatable {
         self.cachedInputTokens = cachedInputTokens
         self.routingSaved = routingSaved
         self.estimated = estimated
+        self.budgets = budgets
     }
 
     /// The spend this record adds to its period (zero for a call a cache hit avoided).
@@ -80,6 +85,16 @@ public struct SpendRecord: Sendable, Equatable {
         if cachedInputTokens != 0 { writer.field("cin", cachedInputTokens) }
         if routingSaved != .zero { writer.field("rsaved", routingSaved.nanos) }
         if estimated { writer.field("est", true) }
+        if !budgets.isEmpty {
+            writer.field("b") { writer in
+                writer.beginArray()
+                for key in budgets {
+                    writer.string(key)
+                    writer.comma()
+                }
+                writer.endArray()
+            }
+        }
         writer.endObject()
     }
 
@@ -106,7 +121,8 @@ public struct SpendRecord: Sendable, Equatable {
             outputTokens: object["out"]?.numberValue?.int64 ?? 0,
             cachedInputTokens: object["cin"]?.numberValue?.int64 ?? 0,
             routingSaved: Money(nanos: object["rsaved"]?.numberValue?.int64 ?? 0),
-            estimated: object["est"]?.boolValue ?? false
+            estimated: object["est"]?.boolValue ?? false,
+            budgets: object["b"]?.arrayValue?.compactMap(\.stringValue) ?? []
         )
     }
 }

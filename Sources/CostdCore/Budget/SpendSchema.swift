@@ -44,20 +44,25 @@ public enum SpendSchema {
     ]
 
     /// A kind of breakdown: its one-letter kind in Redis, its name in the snapshot, where it
-    /// lives in ``PeriodTotals`` and which name of a record it counts under.
+    /// lives in ``PeriodTotals`` and which names of a record it counts under.
     public struct Kind: Sendable {
         public let letter: String
         public let snapshotName: String
         public let map: any WritableKeyPath<PeriodTotals, [String: SpendBreakdown]> & Sendable
-        public let name: @Sendable (SpendRecord) -> String?
+        public let names: @Sendable (SpendRecord) -> [String]
     }
 
+    /// The breakdown of the scoped budgets: a record counts under each it matched. In Redis the
+    /// month hash keeps it too (`b␟<scope key>␟cost`), as monthly budgets need it.
+    public static let budgets = Kind(letter: "b", snapshotName: "budgets", map: \.byBudget, names: { $0.budgets })
+
     public static let kinds: [Kind] = [
-        Kind(letter: "m", snapshotName: "models", map: \.byModel, name: { $0.model }),
-        Kind(letter: "u", snapshotName: "users", map: \.byUser, name: { $0.user }),
-        Kind(letter: "f", snapshotName: "features", map: \.byFeature, name: { $0.feature }),
-        Kind(letter: "x", snapshotName: "units", map: \.byUnit, name: { $0.unit }),
-        Kind(letter: "o", snapshotName: "unixUsers", map: \.byUnixUser, name: { $0.unixUser }),
+        Kind(letter: "m", snapshotName: "models", map: \.byModel, names: { [$0.model] }),
+        Kind(letter: "u", snapshotName: "users", map: \.byUser, names: { $0.user.map { [$0] } ?? [] }),
+        Kind(letter: "f", snapshotName: "features", map: \.byFeature, names: { $0.feature.map { [$0] } ?? [] }),
+        Kind(letter: "x", snapshotName: "units", map: \.byUnit, names: { $0.unit.map { [$0] } ?? [] }),
+        Kind(letter: "o", snapshotName: "unixUsers", map: \.byUnixUser, names: { $0.unixUser.map { [$0] } ?? [] }),
+        budgets,
     ]
 
     public static let separator = "\u{1F}"
@@ -66,6 +71,17 @@ public enum SpendSchema {
     /// and in Redis's `rsv:tot` hash, spend known per period, the backlog's totals).
     public static func periodKey(_ scope: BudgetScope, _ period: String) -> String {
         (scope == .day ? "d:" : "m:") + period
+    }
+
+    /// The key of a scoped budget's period: `d:<day>␟<scope key>` (its reserved money, in the
+    /// ledger and in Redis's `rsv:tot` hash).
+    public static func periodKey(_ scope: BudgetScope, _ period: String, budget: String) -> String {
+        periodKey(scope, period) + separator + budget
+    }
+
+    /// `b␟<scope key>␟cost`: a scoped budget's spend in Redis's day and month hashes.
+    public static func budgetSpendField(_ key: String) -> String {
+        breakdownPrefix(budgets, key) + separator + Breakdown.cost
     }
 
     /// `<kind>␟<name>`: the prefix of a breakdown's fields in the Redis day hash.

@@ -201,6 +201,26 @@ extension Configuration {
             budget.hardMonthly = try section.bool("hard_monthly") ?? false
             try section.finish()
         }
+        if let entries = try root.array("budgets") {
+            for (index, entry) in entries.enumerated() {
+                var section = try Section(entry, path: "budgets[\(index)]")
+                var values: [SpendScope.Dimension: String] = [:]
+                for dimension in SpendScope.Dimension.allCases {
+                    if let value = try section.string(dimension.rawValue) {
+                        guard !value.isEmpty, !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+                            throw ConfigError("budgets[\(index)].\(dimension.rawValue) must be a name without control characters")
+                        }
+                        values[dimension] = value
+                    }
+                }
+                budget.scoped.append(
+                    ScopedBudget(
+                        scope: SpendScope(values), daily: try section.money("daily"), monthly: try section.money("monthly"),
+                        hard: try section.bool("hard") ?? false,
+                        warningFractionPPM: try section.fractionPPM("warning_fraction") ?? budget.warningFractionPPM))
+                try section.finish()
+            }
+        }
         if var section = try root.section("routing") {
             routing = try RoutingRules(section: &section, defaults: routing)
             try section.finish()

@@ -32,6 +32,33 @@ public struct RecordBatchScript: RedisScriptCall {
         public var monthSpent: Money
         /// Alerts this record fired, as `(scope, level)`.
         public var alerts: [(BudgetScope, AlertLevel)]
+        /// Alerts of scoped budgets this record fired: which of its ``Record/scopedBudgets``,
+        /// and that budget's spend in the period.
+        public var scopedAlerts: [(budget: Int, scope: BudgetScope, level: AlertLevel, spent: Money)] = []
+    }
+
+    /// A scoped budget a record counts toward: its spend field (in the day and month hashes),
+    /// its alert fields and thresholds.
+    public struct ScopedBudgetArguments: Sendable, Equatable {
+        public var key: String
+        /// `b␟<scope key>␟cost`.
+        public var spendField: String
+        public var warningField: String
+        public var exceededField: String
+        /// Day warning, day exceeded, month warning, month exceeded; nil where no limit is set
+        /// (or the budget is no longer configured).
+        public var thresholds: [Money?]
+
+        public init(key: String, budget: ScopedBudget?) {
+            self.key = key
+            spendField = SpendSchema.budgetSpendField(key)
+            warningField = RedisKeys.scopedAlertField(key, .warning)
+            exceededField = RedisKeys.scopedAlertField(key, .exceeded)
+            thresholds = [
+                budget?.threshold(.warning, .day), budget?.threshold(.exceeded, .day), budget?.threshold(.warning, .month),
+                budget?.threshold(.exceeded, .month),
+            ]
+        }
     }
 
     /// One record as the batch takes it: its id key, its amounts, and the batch's settings it
@@ -51,6 +78,8 @@ public struct RecordBatchScript: RedisScriptCall {
         public var reservationExpiryKey: String { redisKeys.reservationExpiry }
         public var reservedTotalsKey: String { redisKeys.reservedTotals }
         public var epochKey: String { redisKeys.spendEpoch }
+        public var dayScopedAlertsKey: String { redisKeys.scopedAlerts(day) }
+        public var monthScopedAlertsKey: String { redisKeys.scopedAlerts(month) }
 
         // ARGV
         public var recordIdWindowSeconds: Int64
@@ -69,6 +98,8 @@ public struct RecordBatchScript: RedisScriptCall {
         public var month: String
         /// `<kind>␟<name>` of every breakdown the record counts under (``SpendSchema``).
         public var breakdowns: [String]
+        /// The scoped budgets the record counts toward (``SpendRecord/budgets``).
+        public var scopedBudgets: [ScopedBudgetArguments]
 
         public init(
             record: SpendRecord, reservation: String?, budget: BudgetSettings, epoch: String, settings: RedisSettings, keys: RedisKeys
@@ -91,12 +122,14 @@ public struct RecordBatchScript: RedisScriptCall {
             routingSaved = record.routingSaved
             day = record.day
             self.month = month
-            breakdowns = SpendSchema.kinds.compactMap { kind in kind.name(record).map { SpendSchema.breakdownPrefix(kind, $0) } }
+            breakdowns = SpendSchema.kinds.flatMap { kind in kind.names(record).map { SpendSchema.breakdownPrefix(kind, $0) } }
+            scopedBudgets = record.budgets.map { ScopedBudgetArguments(key: $0, budget: budget.scopedBudget(key: $0)) }
         }
     }
 
     /// `{0, result}` for a new record, `{1, first result}` for a duplicate; a result is
-    /// `cost|daySpent|monthSpent|alerts`, alerts a comma list of `day:warning`…
+    /// `cost|daySpent|monthSpent|alerts`, alerts a comma list of `day:warning`… and, for scoped
+    /// budgets, `day:warning:<index of the budget>:<its spend>`.
     static func parseOutcome(_ reply: RedisReply) throws(RedisScriptError) -> Outcome {
         guard let parts = reply.array, parts.count == 2, let flag = parts[0].integer, let result = parts[1].text else {
             throw .unexpected(reply, of: Self.self)
@@ -105,15 +138,21 @@ public struct RecordBatchScript: RedisScriptCall {
         guard fields.count == 4, let cost = Int64(fields[0]), let daySpent = Int64(fields[1]), let monthSpent = Int64(fields[2]) else {
             throw .unexpected(reply, of: Self.self)
         }
-        let alerts = fields[3].split(separator: ",").compactMap { name -> (BudgetScope, AlertLevel)? in
+        var alerts: [(BudgetScope, AlertLevel)] = []
+        var scopedAlerts: [(budget: Int, scope: BudgetScope, level: AlertLevel, spent: Money)] = []
+        for name in fields[3].split(separator: ",") {
             let parts = name.split(separator: ":")
-            guard parts.count == 2, let scope = BudgetScope(rawValue: String(parts[0])), let level = AlertLevel(rawValue: String(parts[1]))
-            else { return nil }
-            return (scope, level)
+            guard parts.count >= 2, let scope = BudgetScope(rawValue: String(parts[0])), let level = AlertLevel(rawValue: String(parts[1]))
+            else { continue }
+            if parts.count == 4, let index = Int(parts[2]), let spent = Int64(parts[3]) {
+                scopedAlerts.append((index - 1, scope, level, Money(nanos: spent)))
+            } else if parts.count == 2 {
+                alerts.append((scope, level))
+            }
         }
         return Outcome(
             duplicate: flag == 1, cost: Money(nanos: cost), daySpent: Money(nanos: daySpent), monthSpent: Money(nanos: monthSpent),
-            alerts: alerts)
+            alerts: alerts, scopedAlerts: scopedAlerts)
     }
 
     /// One outcome per record, in order.
@@ -145,17 +184,20 @@ public struct RecordBatchScript: RedisScriptCall {
         return batches
     }
 
-    /// day, month, four alert flags, reservation amounts, expiry, totals, the canary, then each record id.
+    /// day, month, four alert flags, reservation amounts, expiry, totals, the canary, the day's
+    /// and month's scoped alert flags, then each record id.
     public var keys: [String] {
         let first = records[0]
         return [first.dayKey, first.monthKey] + first.alertKeys
             + [first.reservationAmountsKey, first.reservationExpiryKey, first.reservedTotalsKey, first.epochKey]
+            + [first.dayScopedAlertsKey, first.monthScopedAlertsKey]
             + records.map(\.recordIdKey)
     }
 
     /// The batch's settings (record id window, canary token, four thresholds), then per record:
     /// cost, cached, reservation, input, output, cached input, routing saved, breakdown count,
-    /// breakdowns.
+    /// scoped budget count, breakdowns, and per scoped budget its spend field, warning and
+    /// exceeded fields and four thresholds.
     public var arguments: [[UInt8]] {
         let first = records[0]
         var arguments: [[UInt8]] = [first.recordIdWindowSeconds.redisBytes, first.epoch.redisBytes]
@@ -164,9 +206,13 @@ public struct RecordBatchScript: RedisScriptCall {
             arguments += [
                 record.cost.nanos.redisBytes, (record.cached ? "1" : "0").redisBytes, (record.reservation ?? "").redisBytes,
                 record.inputTokens.redisBytes, record.outputTokens.redisBytes, record.cachedInputTokens.redisBytes,
-                record.routingSaved.nanos.redisBytes, record.breakdowns.count.redisBytes,
+                record.routingSaved.nanos.redisBytes, record.breakdowns.count.redisBytes, record.scopedBudgets.count.redisBytes,
             ]
             arguments += record.breakdowns.map(\.redisBytes)
+            for scoped in record.scopedBudgets {
+                arguments += [scoped.spendField.redisBytes, scoped.warningField.redisBytes, scoped.exceededField.redisBytes]
+                arguments += scoped.thresholds.map { ($0?.nanos ?? -1).redisBytes }
+            }
         }
         return arguments
     }
@@ -200,14 +246,18 @@ public struct RecordBatchScript: RedisScriptCall {
               dayFields[field] = dayFields[field] + amount
             end
             local monthAdded = 0
+            -- Scoped budgets' spend this batch adds to the month, by field, and their running
+            -- totals (read from the hashes at first sight, then kept here).
+            local monthBudgetFields, monthOrder, dayBudget, monthBudget = {}, {}, {}, {}
             local thresholds = {tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])}
             local names = {'day:warning', 'day:exceeded', 'month:warning', 'month:exceeded'}
             local results = {}
             local at = 7
-            for r = 11, #KEYS do
+            for r = 13, #KEYS do
               local cost, cached, reservation = tonumber(ARGV[at]), ARGV[at + 1] == '1', ARGV[at + 2]
               local input, output, cachedInput = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5])
-              local routingSaved, count = tonumber(ARGV[at + 6]), tonumber(ARGV[at + 7])
+              local routingSaved, count, scopedCount = tonumber(ARGV[at + 6]), tonumber(ARGV[at + 7]), tonumber(ARGV[at + 8])
+              local scopedAt = at + 9 + count
               local first = redis.call('GET', KEYS[r])
               if first then
                 table.insert(results, {1, first})
@@ -216,7 +266,7 @@ public struct RecordBatchScript: RedisScriptCall {
                 if cached then
                   add('\(SpendSchema.Total.cachedRequests)', 1)
                   add('\(SpendSchema.Total.savedByCache)', cost)
-                  for i = at + 8, at + 7 + count do
+                  for i = at + 9, at + 8 + count do
                     add(ARGV[i] .. sep .. '\(SpendSchema.Breakdown.cachedRequests)', 1)
                     add(ARGV[i] .. sep .. '\(SpendSchema.Breakdown.saved)', cost)
                   end
@@ -230,7 +280,7 @@ public struct RecordBatchScript: RedisScriptCall {
                   add('\(SpendSchema.Total.outputTokens)', output)
                   add('\(SpendSchema.Total.cachedInputTokens)', cachedInput)
                   add('\(SpendSchema.Total.savedByRouting)', routingSaved)
-                  for i = at + 8, at + 7 + count do
+                  for i = at + 9, at + 8 + count do
                     add(ARGV[i] .. sep .. '\(SpendSchema.Breakdown.cost)', cost)
                     add(ARGV[i] .. sep .. '\(SpendSchema.Breakdown.requests)', 1)
                     add(ARGV[i] .. sep .. '\(SpendSchema.Breakdown.inputTokens)', input)
@@ -244,14 +294,42 @@ public struct RecordBatchScript: RedisScriptCall {
                     if redis.call('SET', KEYS[2 + c], '1', 'NX') then table.insert(alerts, names[c]) end
                   end
                 end
+                for j = 1, scopedCount do
+                  local base = scopedAt + (j - 1) * 7
+                  local field = ARGV[base]
+                  if dayBudget[field] == nil then
+                    dayBudget[field] = tonumber(redis.call('HGET', day, field) or '0')
+                    monthBudget[field] = tonumber(redis.call('HGET', month, field) or '0')
+                  end
+                  if not cached then
+                    dayBudget[field] = dayBudget[field] + cost
+                    monthBudget[field] = monthBudget[field] + cost
+                    if monthBudgetFields[field] == nil then
+                      monthBudgetFields[field] = 0
+                      table.insert(monthOrder, field)
+                    end
+                    monthBudgetFields[field] = monthBudgetFields[field] + cost
+                  end
+                  local spentOf = {dayBudget[field], dayBudget[field], monthBudget[field], monthBudget[field]}
+                  local flags = {ARGV[base + 1], ARGV[base + 2], ARGV[base + 1], ARGV[base + 2]}
+                  for c = 1, 4 do
+                    local threshold = tonumber(ARGV[base + 2 + c])
+                    if threshold >= 0 and spentOf[c] > 0 and spentOf[c] >= threshold then
+                      if redis.call('HSETNX', KEYS[c <= 2 and 11 or 12], flags[c], '1') == 1 then
+                        table.insert(alerts, names[c] .. ':' .. j .. ':' .. string.format('%d', spentOf[c]))
+                      end
+                    end
+                  end
+                end
                 local result = string.format('%d|%d|%d|', cost, daySpent, monthSpent) .. table.concat(alerts, ',')
                 redis.call('SET', KEYS[r], result, 'EX', ARGV[1])
                 table.insert(results, {0, result})
               end
-              at = at + 8 + count
+              at = at + 9 + count + 7 * scopedCount
             end
             for _, field in ipairs(order) do redis.call('HINCRBY', day, field, dayFields[field]) end
             if monthAdded ~= 0 then redis.call('HINCRBY', month, '\(SpendSchema.Total.spent)', monthAdded) end
+            for _, field in ipairs(monthOrder) do redis.call('HINCRBY', month, field, monthBudgetFields[field]) end
             return results
             """
     )

@@ -55,15 +55,17 @@ extension RedisClient {
 /// prepended to each.
 enum ReservationLua {
     /// `giveBack(amounts, expiry, totals, id)`: ends a reservation and gives its money back to
-    /// the reserved totals of its day and month. Returns whether it was open.
+    /// the reserved totals of its day and month, and of the scoped budgets it held money
+    /// against (their fields follow, separated by U+001E). Returns whether it was open.
     static let giveBack = #"""
         local function giveBack(amounts, expiry, totals, id)
           redis.call('ZREM', expiry, id)
           local held = redis.call('HGET', amounts, id)
           if not held then return false end
-          local amount, day, month = string.match(held, '^(%-?%d+)|([^|]*)|([^|]*)$')
+          local amount, day, month, scoped = string.match(held, '^(%-?%d+)|([^|]*)|([^|]*)|?(.*)$')
           redis.call('HINCRBY', totals, 'd:' .. day, -tonumber(amount))
           redis.call('HINCRBY', totals, 'm:' .. month, -tonumber(amount))
+          for field in string.gmatch(scoped, '[^\30]+') do redis.call('HINCRBY', totals, field, -tonumber(amount)) end
           redis.call('HDEL', amounts, id)
           return true
         end

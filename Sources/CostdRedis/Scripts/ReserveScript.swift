@@ -2,11 +2,32 @@ import CostdCore
 
 /// Takes a reservation against the hard budgets, atomically, after giving back the money of
 /// reservations that expired: granted only if `spent + reserved + amount <= limit` for every
-/// hard budget, so clients that reserve first never push spend past a limit together.
+/// hard budget (the host's, and each scoped one the call counts toward), so clients that
+/// reserve first never push spend past a limit together, in all and per scope. The money is
+/// held against every scoped budget the call counts toward, hard or not.
 public struct ReserveScript: RedisScriptCall {
     public enum Reply: Sendable, Equatable {
         case granted(daySpent: Money, dayReserved: Money, monthSpent: Money, monthReserved: Money)
-        case refused(scope: BudgetScope, spent: Money, reserved: Money)
+        /// `budget`: the index of the scoped budget that refused, nil for the host's.
+        case refused(scope: BudgetScope, spent: Money, reserved: Money, budget: Int?)
+    }
+
+    /// A scoped budget the call counts toward: its spend field in the day and month hashes,
+    /// its limits (when hard) and its reserved-money fields.
+    public struct ScopedBudgetArguments: Sendable, Equatable {
+        public var spendField: String
+        public var dayLimit: Money?
+        public var monthLimit: Money?
+        public var reservedDayField: String
+        public var reservedMonthField: String
+
+        public init(key: String, budget: ScopedBudget?, day: String, month: String) {
+            spendField = SpendSchema.budgetSpendField(key)
+            dayLimit = budget?.hardLimit(.day)
+            monthLimit = budget?.hardLimit(.month)
+            reservedDayField = SpendSchema.periodKey(.day, day, budget: key)
+            reservedMonthField = SpendSchema.periodKey(.month, month, budget: key)
+        }
     }
 
     // KEYS
@@ -28,6 +49,7 @@ public struct ReserveScript: RedisScriptCall {
     public var month: String
     /// The spend canary's token this daemon knows (``RecordBatchScript/epochChanged`` otherwise).
     public var epoch: String
+    public var scopedBudgets: [ScopedBudgetArguments]
 
     public init(request: ReservationRequest, budget: BudgetSettings, epoch: String, keys: RedisKeys) {
         dayKey = keys.day(request.day)
@@ -45,6 +67,9 @@ public struct ReserveScript: RedisScriptCall {
         day = request.day
         month = request.month
         self.epoch = epoch
+        scopedBudgets = request.budgets.map {
+            ScopedBudgetArguments(key: $0, budget: budget.scopedBudget(key: $0), day: request.day, month: request.month)
+        }
     }
 
     public var keys: [String] { [dayKey, monthKey, reservationAmountsKey, reservationExpiryKey, reservedTotalsKey, epochKey] }
@@ -53,21 +78,29 @@ public struct ReserveScript: RedisScriptCall {
         [
             id.redisBytes, amount.nanos.redisBytes, expiresAtMillis.redisBytes, nowMillis.redisBytes,
             (dayLimit?.nanos ?? -1).redisBytes, (monthLimit?.nanos ?? -1).redisBytes, day.redisBytes, month.redisBytes,
-            epoch.redisBytes,
+            epoch.redisBytes, scopedBudgets.count.redisBytes,
         ]
+            + scopedBudgets.flatMap { scoped in
+                [
+                    scoped.spendField.redisBytes, (scoped.dayLimit?.nanos ?? -1).redisBytes, (scoped.monthLimit?.nanos ?? -1).redisBytes,
+                    scoped.reservedDayField.redisBytes, scoped.reservedMonthField.redisBytes,
+                ]
+            }
     }
 
-    /// `{1, daySpent, dayReserved, monthSpent, monthReserved}` or `{0, scope, spent, reserved}`.
+    /// `{1, daySpent, dayReserved, monthSpent, monthReserved}` or `{0, scope, spent, reserved,
+    /// budget}` (budget 0: the host's; else the scoped budget's index, from 1).
     public static func parse(_ reply: RedisReply) throws(RedisScriptError) -> Reply {
         guard let parts = reply.array, let granted = parts.first?.integer else { throw .unexpected(reply, of: Self.self) }
         let values = parts.dropFirst().map { Money(nanos: $0.integer ?? 0) }
         if granted == 1, values.count == 4 {
             return .granted(daySpent: values[0], dayReserved: values[1], monthSpent: values[2], monthReserved: values[3])
         }
-        guard granted == 0, parts.count == 4, let scope = parts[1].text.flatMap(BudgetScope.init(rawValue:)) else {
+        guard granted == 0, parts.count >= 4, let scope = parts[1].text.flatMap(BudgetScope.init(rawValue:)) else {
             throw .unexpected(reply, of: Self.self)
         }
-        return .refused(scope: scope, spent: Money(nanos: parts[2].integer ?? 0), reserved: Money(nanos: parts[3].integer ?? 0))
+        let budget = parts.count > 4 ? parts[4].integer.flatMap { $0 > 0 ? Int($0) - 1 : nil } : nil
+        return .refused(scope: scope, spent: Money(nanos: parts[2].integer ?? 0), reserved: Money(nanos: parts[3].integer ?? 0), budget: budget)
     }
 
     public static let script = RedisScript(
@@ -83,14 +116,29 @@ public struct ReserveScript: RedisScriptCall {
             local monthReserved = tonumber(redis.call('HGET', KEYS[5], 'm:' .. ARGV[8]) or '0')
             local dayLimit, monthLimit = tonumber(ARGV[5]), tonumber(ARGV[6])
             if dayLimit >= 0 and daySpent + dayReserved + amount > dayLimit then
-              return {0, 'day', string.format('%d', daySpent), string.format('%d', dayReserved)}
+              return {0, 'day', string.format('%d', daySpent), string.format('%d', dayReserved), 0}
             end
             if monthLimit >= 0 and monthSpent + monthReserved + amount > monthLimit then
-              return {0, 'month', string.format('%d', monthSpent), string.format('%d', monthReserved)}
+              return {0, 'month', string.format('%d', monthSpent), string.format('%d', monthReserved), 0}
+            end
+            local scopedFields = {}
+            for j = 1, tonumber(ARGV[10]) do
+              local base = 11 + (j - 1) * 5
+              local field, limits = ARGV[base], {tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2])}
+              local reservedFields = {ARGV[base + 3], ARGV[base + 4]}
+              local spentOf = {tonumber(redis.call('HGET', KEYS[1], field) or '0'), tonumber(redis.call('HGET', KEYS[2], field) or '0')}
+              for c = 1, 2 do
+                local reserved = tonumber(redis.call('HGET', KEYS[5], reservedFields[c]) or '0')
+                if limits[c] >= 0 and spentOf[c] + reserved + amount > limits[c] then
+                  return {0, c == 1 and 'day' or 'month', string.format('%d', spentOf[c]), string.format('%d', reserved), j}
+                end
+                table.insert(scopedFields, reservedFields[c])
+              end
             end
             redis.call('HINCRBY', KEYS[5], 'd:' .. ARGV[7], amount)
             redis.call('HINCRBY', KEYS[5], 'm:' .. ARGV[8], amount)
-            redis.call('HSET', KEYS[3], ARGV[1], string.format('%d|%s|%s', amount, ARGV[7], ARGV[8]))
+            for _, field in ipairs(scopedFields) do redis.call('HINCRBY', KEYS[5], field, amount) end
+            redis.call('HSET', KEYS[3], ARGV[1], string.format('%d|%s|%s|', amount, ARGV[7], ARGV[8]) .. table.concat(scopedFields, '\\30'))
             redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
             return {1, string.format('%d', daySpent), string.format('%d', dayReserved + amount),
                     string.format('%d', monthSpent), string.format('%d', monthReserved + amount)}

@@ -123,11 +123,15 @@ extension CostdEngine {
         switch error {
         case let error as RPCError: return error
         case let error as BudgetExceeded:
+            var scope = JSONWriter()
+            error.budgetScope.write(to: &scope)
+            let whose = error.budgetScope.isHost ? "" : " of \(error.budgetScope.key)"
             return RPCError(
                 code: RPCError.budgetExceededCode,
-                message: "budget exceeded: the \(error.scope.rawValue) budget of $\(error.budget.decimalString) has $\((error.budget - error.spent - error.reserved).decimalString) left, $\(error.requested.decimalString) was asked for",
+                message: "budget exceeded: the \(error.scope.rawValue) budget\(whose) of $\(error.budget.decimalString) has $\((error.budget - error.spent - error.reserved).decimalString) left, $\(error.requested.decimalString) was asked for",
                 data: [
-                    "scope": .string(error.scope.rawValue), "period": .string(error.period),
+                    "scope": (try? JSONParser.parse(scope.bytes)) ?? [:], "budgetPeriod": .string(error.scope.rawValue),
+                    "period": .string(error.period),
                     "spentUsd": .number(JSONNumber(validatedLiteral: error.spent.decimalString)),
                     "reservedUsd": .number(JSONNumber(validatedLiteral: error.reserved.decimalString)),
                     "budgetUsd": .number(JSONNumber(validatedLiteral: error.budget.decimalString)),

@@ -59,13 +59,14 @@ extension CostdEngine {
         let history = PeriodCalendar.days(endingAt: date, count: historyDays)
         let statistics = cache.l1.statistics
         let status = store.status
-        return store.totals(days: days, history: history, on: eventLoop).map { [date] stored in
+        let standings = store.budgetStandings(day: date, budget: rules.budget, on: eventLoop)
+        return store.totals(days: days, history: history, on: eventLoop).and(standings).map { [date] stored, standings in
             var writer = JSONWriter(reservingCapacity: 2048)
             ReportWriter.write(
                 ReportWriter.Input(
                     date: date, period: scope, periodKey: periodKey, stored: stored, budget: rules.budget.budget(for: scope),
                     baselineModel: rules.configuration.baselineModel, l1: statistics, status: status,
-                    ledger: self.ledger.durability, waiting: self.cache.waiters.count
+                    ledger: self.ledger.durability, waiting: self.cache.waiters.count, budgets: standings
                 ),
                 to: &writer
             )

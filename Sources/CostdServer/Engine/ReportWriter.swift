@@ -17,6 +17,8 @@ enum ReportWriter {
         var ledger: LedgerDurability
         /// Callers of this daemon waiting now for another's single-flight lease.
         var waiting: Int
+        /// Every budget's standing on the date and in its month.
+        var budgets: [BudgetStanding]
     }
 
     static func write(_ input: Input, to writer: inout JSONWriter) {
@@ -79,6 +81,14 @@ enum ReportWriter {
             writer.field("totalUsd", totals.savedByCache + totals.savedByRouting)
             writer.field("baselineModel", input.baselineModel)
             writer.endObject()
+        }
+        writer.field("budgets") { writer in
+            writer.beginArray()
+            for standing in input.budgets {
+                standing.write(to: &writer)
+                writer.comma()
+            }
+            writer.endArray()
         }
         if !input.stored.history.isEmpty {
             writer.field("daily") { writer in

@@ -18,14 +18,15 @@ extension CostdEngine {
         let rules = self.rules
         let task = try params.name("task")
         let requestedModel = try params.name("model") ?? rules.configuration.baselineModel
-        _ = try params.name("user")
-        _ = try params.name("feature")
+        let user = try params.name("user")
+        let feature = try params.name("feature")
         var promptTokens = try params.count("inputTokens")
         var tokensExact = promptTokens != nil
         if promptTokens == nil, let prompt = params.value("prompt") {
             (promptTokens, tokensExact) = self.promptTokens(prompt, rules: rules)
         }
-        switch plannedRoute(task: task, promptTokens: promptTokens, owner: caller?.uid, rules: rules, on: eventLoop) {
+        let requester = Requester(user: user, feature: feature, caller: caller)
+        switch plannedRoute(task: task, promptTokens: promptTokens, for: requester, rules: rules, on: eventLoop) {
         case .decided(let decision):
             let routeId = issueRoute(decision, requestedModel: requestedModel)
             CostdEngine.writeRoute(decision, routeId: routeId, promptTokens: promptTokens, exact: tokensExact, rules: rules, grant: nil, into: &writer)
@@ -51,6 +52,18 @@ extension CostdEngine {
         return id
     }
 
+    /// Who a call is for: what scoped budgets match it by (with its model) and who may release
+    /// its reservation.
+    struct Requester {
+        var user: String?
+        var feature: String?
+        var caller: CallerIdentity?
+
+        func attributes(model: String) -> SpendAttributes {
+            CostdEngine.attributes(user: user, feature: feature, model: model, caller: caller)
+        }
+    }
+
     /// A routing decision, made at once, or (with a hard budget on) once its reservation is taken.
     enum RoutePlan {
         case decided(RouteDecision)
@@ -60,12 +73,10 @@ extension CostdEngine {
     /// Routes a call, for `route` and the HTTP endpoint alike. With a hard budget on, the
     /// worst-case cost of the routed call is reserved too; when it does not fit, cheaper tiers
     /// are tried before the call is refused (budget exceeded).
-    func plannedRoute(task: String?, promptTokens: Int64?, owner: UInt32?, rules: Rules, on eventLoop: any EventLoop) -> RoutePlan {
+    func plannedRoute(task: String?, promptTokens: Int64?, for requester: Requester, rules: Rules, on eventLoop: any EventLoop) -> RoutePlan {
         let decision = rules.router.route(
             RouteRequest(task: task, promptTokens: promptTokens, underBudgetPressure: underBudgetPressure(rules))
         )
-        let budget = rules.budget
-        guard budget.isHard(.day) || budget.isHard(.month) else { return .decided(decision) }
         // Try the routed tier, then each cheaper one, until a reservation fits.
         let tiers = rules.configuration.routing.tiers
         let chosen = tiers.firstIndex { $0.name == decision.tier } ?? 0
@@ -79,20 +90,28 @@ extension CostdEngine {
             }
             return candidate
         }
-        return .reserving(routeWithReservation(candidates[...], promptTokens: promptTokens ?? 0, owner: owner, rules: rules, on: eventLoop))
+        // Only a hard budget (the host's, or a scoped one of this user, feature... or model) can
+        // refuse the call: without one, nothing is reserved.
+        guard candidates.contains(where: { rules.budget.hasHardBudget(for: requester.attributes(model: $0.model)) }) else {
+            return .decided(decision)
+        }
+        return .reserving(routeWithReservation(candidates[...], promptTokens: promptTokens ?? 0, for: requester, rules: rules, on: eventLoop))
     }
 
     private func routeWithReservation(
-        _ candidates: ArraySlice<RouteDecision>, promptTokens: Int64, owner: UInt32?, rules: Rules, on eventLoop: any EventLoop
+        _ candidates: ArraySlice<RouteDecision>, promptTokens: Int64, for requester: Requester, rules: Rules, on eventLoop: any EventLoop
     ) -> EventLoopFuture<(RouteDecision, ReservationGrant)> {
         guard let decision = candidates.first else {
             return eventLoop.makeFailedFuture(RPCError.internalError("no tier to route to"))
         }
         let amount = rules.prices.price(for: decision.model)?.cost(inputTokens: promptTokens, outputTokens: decision.maxTokens) ?? .zero
-        return takeReservation(amount: amount, ttlSeconds: 600, owner: owner, rules: rules, on: eventLoop).map { (decision, $0) }
+        return takeReservation(
+            amount: amount, ttlSeconds: 600, for: requester.attributes(model: decision.model), owner: requester.caller?.uid, rules: rules,
+            on: eventLoop
+        ).map { (decision, $0) }
             .flatMapError { error in
                 guard error is BudgetExceeded, candidates.count > 1 else { return eventLoop.makeFailedFuture(error) }
-                return self.routeWithReservation(candidates.dropFirst(), promptTokens: promptTokens, owner: owner, rules: rules, on: eventLoop)
+                return self.routeWithReservation(candidates.dropFirst(), promptTokens: promptTokens, for: requester, rules: rules, on: eventLoop)
             }
     }
 

@@ -56,7 +56,7 @@ extension CostdEngine {
         case .none: routingSaved = .zero
         }
         let now = clock.nowMillis
-        let record = SpendRecord(
+        var record = SpendRecord(
             recordId: call.clientRecordId ?? call.madeRecordId ?? makeRecordId(),
             unixMillis: now,
             day: dayKey(unixMillis: now),
@@ -73,6 +73,7 @@ extension CostdEngine {
             routingSaved: routingSaved,
             estimated: call.estimated
         )
+        record.budgets = rules.budget.scopedBudgets(matching: SpendAttributes(record)).map(\.scope.key)
         let logger = self.logger
         let metrics = self.metrics
         return store.record(record, rememberId: call.clientRecordId != nil, reservation: call.reservation, budget: rules.budget, on: eventLoop)
@@ -175,13 +176,12 @@ extension CostdEngine {
         let model = try params.requireName("model")
         let inputTokens = try params.requireCount("inputTokens")
         let maxOutputTokens = try params.requireCount("maxOutputTokens")
-        _ = try params.name("user")
-        _ = try params.name("feature")
+        let attributes = CostdEngine.attributes(user: try params.name("user"), feature: try params.name("feature"), model: model, caller: caller)
         guard let price = rules.prices.price(for: model) else { throw .unknownModel(model) }
         let amount = price.cost(inputTokens: inputTokens, outputTokens: maxOutputTokens)
         let ttlSeconds = try params.count("ttl", max: 86_400) ?? 600
         guard ttlSeconds > 0 else { throw .invalidParams("'ttl' must be at least 1 second") }
-        return takeReservation(amount: amount, ttlSeconds: ttlSeconds, owner: caller?.uid, rules: rules, on: eventLoop).map { grant in
+        return takeReservation(amount: amount, ttlSeconds: ttlSeconds, for: attributes, owner: caller?.uid, rules: rules, on: eventLoop).map { grant in
             var writer = JSONWriter()
             writer.beginObject()
             CostdEngine.writeGrantFields(grant, into: &writer)
@@ -190,15 +190,23 @@ extension CostdEngine {
         }
     }
 
-    /// Sets `amount` aside against the hard budgets, for `owner` (the uid that may release it).
-    func takeReservation(amount: Money, ttlSeconds: Int64, owner: UInt32?, rules: Rules, on eventLoop: any EventLoop)
-        -> EventLoopFuture<ReservationGrant>
-    {
+    /// The attributes scoped budgets match a call by, as its record will carry them: `user`
+    /// defaults to the caller's Unix user, as in `record`.
+    static func attributes(user: String?, feature: String?, model: String, caller: CallerIdentity?) -> SpendAttributes {
+        SpendAttributes(user: user ?? caller?.userName, feature: feature, unixUser: caller?.userName, unit: caller?.unit, model: model)
+    }
+
+    /// Sets `amount` aside against the hard budgets (the host's, and the scoped ones a call with
+    /// `attributes` counts toward), for `owner` (the uid that may release it).
+    func takeReservation(
+        amount: Money, ttlSeconds: Int64, for attributes: SpendAttributes, owner: UInt32?, rules: Rules, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<ReservationGrant> {
         let now = clock.nowMillis
         let day = dayKey(unixMillis: now)
         let request = ReservationRequest(
             id: CostdEngine.reservationId(owner: owner), amount: amount, day: day, month: PeriodCalendar.monthKey(ofDay: day),
-            nowMillis: now, expiresAtMillis: now + ttlSeconds * 1000
+            nowMillis: now, expiresAtMillis: now + ttlSeconds * 1000,
+            budgets: rules.budget.scopedBudgets(matching: attributes).map(\.scope.key)
         )
         return store.reserve(request, budget: rules.budget, on: eventLoop)
     }

@@ -135,9 +135,8 @@ struct GatewayCall {
     /// whose reservation ``routeWithReservation()`` waits for); false when it must wait.
     mutating func routeAtOnce() -> Bool {
         guard needsRouting else { return true }
-        switch engine.plannedRoute(
-            task: headers.first(name: "x-costd-task"), promptTokens: promptTokens(), owner: request.caller?.uid, rules: rules, on: eventLoop)
-        {
+        let requester = CostdEngine.Requester(user: user, feature: feature, caller: request.caller)
+        switch engine.plannedRoute(task: headers.first(name: "x-costd-task"), promptTokens: promptTokens(), for: requester, rules: rules, on: eventLoop) {
         case .decided(let decision):
             apply(decision, grant: nil)
             return true
@@ -202,8 +201,8 @@ struct GatewayCall {
     /// With a hard budget on, the call's worst case is reserved before it goes upstream
     /// (unless routing reserved already).
     private mutating func reserveAgainstHardBudget() async throws {
-        let budget = rules.budget
-        guard reservation == nil, budget.isHard(.day) || budget.isHard(.month) else { return }
+        let attributes = CostdEngine.attributes(user: user, feature: feature, model: body.model, caller: request.caller)
+        guard reservation == nil, rules.budget.hasHardBudget(for: attributes) else { return }
         guard let price = rules.prices.price(for: body.model) else {
             throw GatewayError.badRequest(
                 "costd has no price for model '\(body.model)', so it cannot keep the hard budget; add the model under [prices]")
@@ -211,7 +210,7 @@ struct GatewayCall {
         let outputTokens = endpoint.kind == .embeddings ? 0 : body.maxOutputTokens ?? settings.defaultMaxOutputTokens
         let amount = price.cost(inputTokens: promptTokens(), outputTokens: outputTokens)
         reservation = try await budgetChecked(
-            engine.takeReservation(amount: amount, ttlSeconds: 600, owner: request.caller?.uid, rules: rules, on: eventLoop)
+            engine.takeReservation(amount: amount, ttlSeconds: 600, for: attributes, owner: request.caller?.uid, rules: rules, on: eventLoop)
         ).id
     }
 

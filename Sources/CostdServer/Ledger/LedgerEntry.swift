@@ -125,6 +125,7 @@ extension BudgetAlert {
         writer.field("p", period)
         writer.field("spent", spent.nanos)
         writer.field("budget", budget.nanos)
+        if !budgetScope.isHost { writer.field("b", budgetScope.key) }
         writer.endObject()
     }
 
@@ -135,6 +136,7 @@ extension BudgetAlert {
             let spent = json["spent"]?.numberValue?.int64,
             let budget = json["budget"]?.numberValue?.int64
         else { return nil }
-        self.init(scope: scope, level: level, period: period, spent: Money(nanos: spent), budget: Money(nanos: budget))
+        let budgetScope = json["b"]?.stringValue.flatMap { SpendScope(key: $0) } ?? .host
+        self.init(scope: scope, level: level, period: period, spent: Money(nanos: spent), budget: Money(nanos: budget), budgetScope: budgetScope)
     }
 }

@@ -15,9 +15,18 @@ extension SpendLedger.State {
     @discardableResult
     mutating func settle(_ id: String) -> Bool {
         guard let reservation = reservations.removeValue(forKey: id) else { return false }
-        reserved[SpendSchema.periodKey(.day, reservation.day), default: .zero] -= reservation.amount
-        reserved[SpendSchema.periodKey(.month, reservation.month), default: .zero] -= reservation.amount
+        hold(.zero - reservation.amount, day: reservation.day, month: reservation.month, budgets: reservation.budgets)
         return true
+    }
+
+    /// Adds `amount` to the reserved money of a day and month, the host's and each scoped budget's.
+    mutating func hold(_ amount: Money, day: String, month: String, budgets: [String]) {
+        reserved[SpendSchema.periodKey(.day, day), default: .zero] += amount
+        reserved[SpendSchema.periodKey(.month, month), default: .zero] += amount
+        for key in budgets {
+            reserved[SpendSchema.periodKey(.day, day, budget: key), default: .zero] += amount
+            reserved[SpendSchema.periodKey(.month, month, budget: key), default: .zero] += amount
+        }
     }
 
     mutating func expireReservations(nowMillis: Int64) {
@@ -69,7 +78,7 @@ extension SpendLedger.State {
             guard let recordJSON = json["r"], let record = SpendRecord(json: recordJSON) else { return }
             book.apply(record)
             let alerts = (json["al"]?.arrayValue ?? []).compactMap(BudgetAlert.init(compact:))
-            for alert in alerts { book.markFired(alert.scope, period: alert.period, level: alert.level) }
+            for alert in alerts { book.markFired(alert.scope, period: alert.period, level: alert.level, budget: alert.budgetKey) }
             if json["cid"]?.boolValue == true {
                 rememberReplayed(record, alerts: alerts, nowMillis: nowMillis)
             }
@@ -107,7 +116,7 @@ extension SpendLedger.State {
     mutating func keepCounted(_ counted: [(record: SpendRecord, alerts: [BudgetAlert])]) {
         for (record, alerts) in counted {
             redisBook.apply(record)
-            for alert in alerts { redisBook.markFired(alert.scope, period: alert.period, level: alert.level) }
+            for alert in alerts { redisBook.markFired(alert.scope, period: alert.period, level: alert.level, budget: alert.budgetKey) }
         }
     }
 

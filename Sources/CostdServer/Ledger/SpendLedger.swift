@@ -59,6 +59,8 @@ public final class SpendLedger: Sendable {
         var day: String
         var month: String
         var expiresAtMillis: Int64
+        /// The scoped budgets it holds money against.
+        var budgets: [String]
     }
 
     private let state: Mutex<State>
@@ -137,6 +139,14 @@ public final class SpendLedger: Sendable {
                 ) { state.book.hasFired(scope, period: period, level: $0) }
                 for alert in due { state.book.markFired(scope, period: period, level: alert.level) }
                 alerts += due
+                for key in record.budgets {
+                    guard let scoped = budget.scopedBudget(key: key) else { continue }
+                    let due = budget.alertsDue(
+                        scoped, period: scope, periodKey: period, spent: state.book.spent(scope, period: period, budget: key)
+                    ) { state.book.hasFired(scope, period: period, level: $0, budget: key) }
+                    for alert in due { state.book.markFired(scope, period: period, level: alert.level, budget: key) }
+                    alerts += due
+                }
             }
             let receipt = RecordReceipt(
                 record: record,
@@ -177,6 +187,11 @@ public final class SpendLedger: Sendable {
         state.withLock { body($0.book) }
     }
 
+    /// Reads the book and the reserved money together, under the lock.
+    func withState<Result>(_ body: (State) -> Result) -> Result {
+        state.withLock { body($0) }
+    }
+
     public func status(_ scope: BudgetScope, period: String, budget: BudgetSettings) -> BudgetStatus {
         state.withLock { $0.status(scope, period: period, budget: budget) }
     }
@@ -199,20 +214,32 @@ public final class SpendLedger: Sendable {
         let result = state.withLock { state -> Result<ReservationGrant, BudgetExceeded> in
             state.expireReservations(nowMillis: request.nowMillis)
             for (scope, period) in [(BudgetScope.day, request.day), (.month, request.month)] {
-                guard budget.isHard(scope), let limit = budget.budget(for: scope) else { continue }
-                let spent = state.book.spent(scope, period: period)
-                let reserved = state.reserved[SpendSchema.periodKey(scope, period), default: .zero]
-                if spent + reserved + request.amount > limit {
-                    return .failure(
-                        BudgetExceeded(scope: scope, period: period, spent: spent, reserved: reserved, budget: limit, requested: request.amount)
-                    )
+                if budget.isHard(scope), let limit = budget.budget(for: scope) {
+                    let spent = state.book.spent(scope, period: period)
+                    let reserved = state.reserved[SpendSchema.periodKey(scope, period), default: .zero]
+                    if spent + reserved + request.amount > limit {
+                        return .failure(
+                            BudgetExceeded(scope: scope, period: period, spent: spent, reserved: reserved, budget: limit, requested: request.amount)
+                        )
+                    }
+                }
+                for key in request.budgets {
+                    guard let scoped = budget.scopedBudget(key: key), let limit = scoped.hardLimit(scope) else { continue }
+                    let spent = state.book.spent(scope, period: period, budget: key)
+                    let reserved = state.reserved[SpendSchema.periodKey(scope, period, budget: key), default: .zero]
+                    if spent + reserved + request.amount > limit {
+                        return .failure(
+                            BudgetExceeded(
+                                scope: scope, period: period, spent: spent, reserved: reserved, budget: limit, requested: request.amount,
+                                budgetScope: scoped.scope))
+                    }
                 }
             }
             state.reservations[request.id] = Reservation(
-                amount: request.amount, day: request.day, month: request.month, expiresAtMillis: request.expiresAtMillis
+                amount: request.amount, day: request.day, month: request.month, expiresAtMillis: request.expiresAtMillis,
+                budgets: request.budgets
             )
-            state.reserved[SpendSchema.periodKey(.day, request.day), default: .zero] += request.amount
-            state.reserved[SpendSchema.periodKey(.month, request.month), default: .zero] += request.amount
+            state.hold(request.amount, day: request.day, month: request.month, budgets: request.budgets)
             return .success(
                 ReservationGrant(
                     id: request.id,

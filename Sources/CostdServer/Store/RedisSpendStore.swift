@@ -146,12 +146,19 @@ public final class RedisSpendStore: SpendStore {
             $0[SpendSchema.periodKey(.day, record.day)] = outcome.daySpent
             $0[SpendSchema.periodKey(.month, month)] = outcome.monthSpent
         }
-        let alerts = outcome.alerts.compactMap { scope, level -> BudgetAlert? in
+        var alerts = outcome.alerts.compactMap { scope, level -> BudgetAlert? in
             guard let limit = budget.budget(for: scope) else { return nil }
             return BudgetAlert(
                 scope: scope, level: level, period: scope == .day ? record.day : month,
                 spent: scope == .day ? outcome.daySpent : outcome.monthSpent, budget: limit
             )
+        }
+        for fired in outcome.scopedAlerts where record.budgets.indices.contains(fired.budget) {
+            guard let scoped = budget.scopedBudget(key: record.budgets[fired.budget]), let limit = scoped.limit(fired.scope) else { continue }
+            alerts.append(
+                BudgetAlert(
+                    scope: fired.scope, level: fired.level, period: fired.scope == .day ? record.day : month, spent: fired.spent,
+                    budget: limit, budgetScope: scoped.scope))
         }
         var counted = record
         counted.cost = outcome.cost
@@ -183,10 +190,12 @@ public final class RedisSpendStore: SpendStore {
         return reserved
             .flatMapThrowing { reply in
                 switch reply {
-                case .refused(let scope, let spent, let reserved):
+                case .refused(let scope, let spent, let reserved, let index):
+                    let scoped = index.flatMap { request.budgets.indices.contains($0) ? budget.scopedBudget(key: request.budgets[$0]) : nil }
                     throw BudgetExceeded(
                         scope: scope, period: scope == .day ? request.day : request.month, spent: spent, reserved: reserved,
-                        budget: budget.budget(for: scope) ?? .zero, requested: request.amount
+                        budget: (scoped.map { $0.limit(scope) } ?? budget.budget(for: scope)) ?? .zero, requested: request.amount,
+                        budgetScope: scoped?.scope ?? .host
                     )
                 case .granted(let daySpent, let dayReserved, let monthSpent, let monthReserved):
                     return ReservationGrant(
@@ -198,6 +207,43 @@ public final class RedisSpendStore: SpendStore {
                     )
                 }
             }
+    }
+
+    public func budgetStandings(day: String, budget: BudgetSettings, on eventLoop: any EventLoop) -> EventLoopFuture<[BudgetStanding]> {
+        let month = PeriodCalendar.monthKey(ofDay: day)
+        let scopedKeys = budget.scoped.map(\.scope.key)
+        let spendFields = [SpendSchema.Total.spent] + scopedKeys.map(SpendSchema.budgetSpendField)
+        var reservedFields = [SpendSchema.periodKey(.day, day), SpendSchema.periodKey(.month, month)]
+        for key in scopedKeys {
+            reservedFields += [SpendSchema.periodKey(.day, day, budget: key), SpendSchema.periodKey(.month, month, budget: key)]
+        }
+        let commands: [RedisCommand] = [
+            (["HMGET", keys.day(day)] + spendFields).map(\.redisBytes), (["HMGET", keys.month(month)] + spendFields).map(\.redisBytes),
+            (["HMGET", keys.reservedTotals] + reservedFields).map(\.redisBytes),
+        ]
+        let ledger = self.ledger
+        return redis.execute(commands, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).map { replies in
+            func values(_ reply: RedisReply, _ names: [String]) -> [String: Money] {
+                var found: [String: Money] = [:]
+                for (name, value) in zip(names, reply.array ?? []) { found[name] = Money(nanos: value.text.flatMap { Int64($0) } ?? 0) }
+                return found
+            }
+            let daySpent = values(replies[0], [""] + scopedKeys)
+            let monthSpent = values(replies[1], [""] + scopedKeys)
+            let reserved = values(replies[2], reservedFields)
+            // Records acknowledged from the backlog and not yet in Redis count too.
+            var waiting = SpendBook()
+            for entry in ledger.pendingBacklog() { waiting.apply(entry.record) }
+            return BudgetStanding.all(
+                budget, day: day,
+                spent: { key, period, periodKey in
+                    let stored = (period == .day ? daySpent : monthSpent)[key ?? ""] ?? .zero
+                    return stored + (key.map { waiting.spent(period, period: periodKey, budget: $0) } ?? waiting.spent(period, period: periodKey))
+                },
+                reserved: { key, period, periodKey in
+                    reserved[key.map { SpendSchema.periodKey(period, periodKey, budget: $0) } ?? SpendSchema.periodKey(period, periodKey)] ?? .zero
+                })
+        }
     }
 
     public func release(reservation: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {

@@ -33,6 +33,21 @@ extension SpendLedger: SpendStore {
         return eventLoop.makeSucceededFuture(stored)
     }
 
+    public func budgetStandings(day: String, budget: BudgetSettings, on eventLoop: any EventLoop) -> EventLoopFuture<[BudgetStanding]> {
+        let standings = withState { state in
+            BudgetStanding.all(
+                budget, day: day,
+                spent: { key, period, periodKey in
+                    key.map { state.book.spent(period, period: periodKey, budget: $0) } ?? state.book.spent(period, period: periodKey)
+                },
+                reserved: { key, period, periodKey in
+                    state.reserved[key.map { SpendSchema.periodKey(period, periodKey, budget: $0) } ?? SpendSchema.periodKey(period, periodKey)]
+                        ?? .zero
+                })
+        }
+        return eventLoop.makeSucceededFuture(standings)
+    }
+
     public func knownSpend(_ scope: BudgetScope, period: String) -> Money {
         withBook { $0.spent(scope, period: period) }
     }

@@ -19,6 +19,9 @@ public protocol SpendStore: Sendable {
     /// Totals of `days` (one day, or every day of a month) and the spend of each of `history`.
     func totals(days: [String], history: [String], on eventLoop: any EventLoop) -> EventLoopFuture<StoredTotals>
 
+    /// Where every budget (the host's and each scoped one) stands on `day` and in its month.
+    func budgetStandings(day: String, budget: BudgetSettings, on eventLoop: any EventLoop) -> EventLoopFuture<[BudgetStanding]>
+
     /// Spend of a period as last known, without waiting (for routing decisions).
     func knownSpend(_ scope: BudgetScope, period: String) -> Money
 
@@ -91,10 +94,13 @@ public struct ReservationGrant: Sendable {
 
 /// A hard budget would be passed.
 public struct BudgetExceeded: Error, Sendable {
+    /// The day's or the month's budget.
     public var scope: BudgetScope
     public var period: String
     public var spent: Money
     public var reserved: Money
     public var budget: Money
     public var requested: Money
+    /// Whose budget: the host's, or a `[[budgets]]` entry's scope.
+    public var budgetScope: SpendScope = .host
 }
