@@ -51,6 +51,13 @@ public struct RedisKeys: Sendable {
     public static func scopedAlertField(_ budget: String, _ level: AlertLevel) -> String {
         budget + SpendSchema.separator + level.rawValue
     }
+    /// The budget and level a field of ``scopedAlerts(_:)`` names.
+    public static func scopedAlert(field: String) -> (budget: String, level: AlertLevel)? {
+        guard let separator = field.lastIndex(of: Character(SpendSchema.separator)),
+            let level = AlertLevel(rawValue: String(field[field.index(after: separator)...]))
+        else { return nil }
+        return (String(field[..<separator]), level)
+    }
     /// The canary: a random token, with no TTL, set by the first daemon. While it holds the token
     /// a daemon knows, Redis still has every record that daemon counted; when it is missing or
     /// new, Redis lost spend (a flush, an eviction, a restart without persistence).

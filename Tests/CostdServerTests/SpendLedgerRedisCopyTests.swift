@@ -9,8 +9,12 @@ import Testing
 /// restart (log replay) and a compaction (snapshot).
 @Suite("Ledger: this daemon's spend in Redis")
 struct SpendLedgerRedisCopyTests {
+    static let ann = SpendScope([.user: "ann"])
+
     static func record(_ id: String, _ day: String, _ dollars: String) -> SpendRecord {
-        SpendRecord(recordId: id, unixMillis: 0, day: day, model: "gpt-4o", user: "ann", cost: Money(usd: dollars)!, inputTokens: 10)
+        SpendRecord(
+            recordId: id, unixMillis: 0, day: day, model: "gpt-4o", user: "ann", cost: Money(usd: dollars)!, inputTokens: 10,
+            budgets: [ann.key])
     }
 
     static func expectKept(_ ledger: SpendLedger, epoch: String, daemonId: String) {
@@ -19,11 +23,13 @@ struct SpendLedgerRedisCopyTests {
         let november = ledger.countedInRedis(month: "2026-11")
         #expect(november.days.map(\.day) == ["2026-11-29", "2026-11-30"])
         #expect(november.days.map(\.totals.spent) == [Money(usd: "1.5")!, Money(usd: "0.25")!])
-        #expect(november.days[0].totals.byUser["ann"]?.requests == 2)
+        #expect(november.days[0].totals.byUser["ann"]?.requests == 3)
         #expect(november.monthSpent == Money(usd: "1.75")!, "October's record is not November's")
-        #expect(november.fired.map { "\($0.0.rawValue)/\($0.1)/\($0.2.rawValue)" }.sorted() == [
-            "day/2026-11-29/warning", "month/2026-11/exceeded",
+        #expect(november.fired.map { "\($0.scope.rawValue)/\($0.period)/\($0.level.rawValue)/\($0.budget ?? "host")" }.sorted() == [
+            "day/2026-11-29/exceeded/\(ann.key)", "day/2026-11-29/warning/host", "month/2026-11/exceeded/host",
+            "month/2026-11/warning/\(ann.key)",
         ])
+        #expect(november.monthBudgetSpent == [ann.key: Money(usd: "1.75")!])
         #expect(ledger.countedInRedis(month: "2026-10").monthSpent == Money(usd: "9")!)
     }
 
@@ -42,7 +48,13 @@ struct SpendLedgerRedisCopyTests {
             (Self.record("old", "2026-10-31", "9"), []),
         ])
         ledger.keepCounted([(Self.record("c", "2026-11-30", "0.25"), [])])
-        ledger.noteFiredInRedis([(.month, "2026-11", .exceeded), (.day, "2026-11-29", .warning)])
+        ledger.noteFiredInRedis([
+            .init(scope: .month, period: "2026-11", level: .exceeded), .init(scope: .day, period: "2026-11-29", level: .warning),
+            .init(scope: .month, period: "2026-11", level: .warning, budget: Self.ann.key),
+        ])
+        let annExceeded = BudgetAlert(
+            scope: .day, level: .exceeded, period: "2026-11-29", spent: .dollars(1), budget: .dollars(1), budgetScope: Self.ann)
+        ledger.keepCounted([(Self.record("d", "2026-11-29", "0"), [annExceeded])])
         ledger.adoptRedisEpoch("e1")
         Self.expectKept(ledger, epoch: "e1", daemonId: daemonId)
         ledger.close()

@@ -125,13 +125,16 @@ def test_noeviction_at_its_limit_acknowledges_every_record_and_counts_each_once(
 
 
 def test_flushall_with_two_daemons_rebuilds_the_fleets_spend_and_fires_no_alert_twice(make_daemon, redis) -> None:
-    config = "[budget]\ndaily = 10.00\nwarning_fraction = 0.8\n"
+    # A scoped budget beside the host's, with the same limits: its spend (a field of the month
+    # hash) and its flags (fields of per-period hashes) come back too.
+    config = '[budget]\ndaily = 10.00\nwarning_fraction = 0.8\n[[budgets]]\nmodel = "gpt-4o"\nmonthly = 10.00\nwarning_fraction = 0.8\n'
     port = free_port()
     a = make_daemon("fa", config=config, args=["--redis", redis.url, "--metrics-listen", f"127.0.0.1:{port}"])
     b = make_daemon("fb", config=config, args=["--redis", redis.url])
     with costd.Client(a.socket) as client_a, costd.Client(b.socket) as client_b:
         fired = [alert for r in record_all(client_a, ["1.5"] * 3) + record_all(client_b, ["1.0"] * 4) for alert in r["alerts"]]
-        assert [(alert["scope"], alert["level"]) for alert in fired] == [("day", "warning")], fired
+        assert [(alert["scope"], alert["level"], alert["budgetScope"]) for alert in fired] == [
+            ("day", "warning", {}), ("month", "warning", {"model": "gpt-4o"})], fired
         acknowledged = nanos("8.5")
         assert metric(port, "costd_redis_spend_kept") == 1 and metric(port, "costd_redis_spend_restores_total") == 0
         assert total(client_a) == acknowledged
@@ -141,8 +144,11 @@ def test_flushall_with_two_daemons_rebuilds_the_fleets_spend_and_fires_no_alert_
         assert time.monotonic() - flushed_at < 10
         assert client_a.report()["requests"] == 7
         # The warning fired before the flush: not again. The exceeded one has not: it fires once.
+        scoped = [b for b in client_b.report()["budgets"] if b["scope"] == {"model": "gpt-4o"}]
+        assert [Decimal(str(b["spentUsd"])) for b in scoped] == [Decimal("8.5")], "the scoped budget's month spend is back"
         again = [alert for r in record_all(client_b, ["0.5"]) + record_all(client_a, ["1.0", "0.5"]) for alert in r["alerts"]]
-        assert [(alert["scope"], alert["level"]) for alert in again] == [("day", "exceeded")], again
+        assert [(alert["scope"], alert["level"], alert["budgetScope"]) for alert in again] == [
+            ("day", "exceeded", {}), ("month", "exceeded", {"model": "gpt-4o"})], again
         assert total(client_b) == nanos("10.5")
         assert client_a.ping()["redis"]["spendRestores"] == 1 and client_b.ping()["redis"]["spendRestores"] == 1
         assert metric(port, "costd_redis_spend_restores_total") == 1

@@ -151,6 +151,22 @@ public struct SpendBook: Sendable {
         return totals
     }
 
+    /// The spend of each scoped budget in `month`, by key.
+    public func budgetSpent(month: String) -> [String: Money] {
+        monthBudgetSpent[month] ?? [:]
+    }
+
+    /// The scoped budgets' alerts fired in a period: which budget, which level.
+    public func firedScopedAlerts(_ scope: BudgetScope, period: String) -> [(budget: String, level: AlertLevel)] {
+        let prefix = "\(scope.rawValue)/\(period)/"
+        return firedAlerts.compactMap { mark in
+            guard mark.hasPrefix(prefix) else { return nil }
+            let rest = mark.dropFirst(prefix.count)
+            guard let slash = rest.firstIndex(of: "/"), let level = AlertLevel(rawValue: String(rest[..<slash])) else { return nil }
+            return (String(rest[rest.index(after: slash)...]), level)
+        }.sorted { ($0.budget, $0.level.rawValue) < ($1.budget, $1.level.rawValue) }
+    }
+
     /// `day/2026-11-29/warning`, and for a scoped budget `…/warning/<scope key>`.
     private static func alertMark(_ scope: BudgetScope, _ period: String, _ level: AlertLevel, _ budget: String?) -> String {
         "\(scope.rawValue)/\(period)/\(level.rawValue)" + (budget.map { "/" + $0 } ?? "")

@@ -60,7 +60,7 @@ enum LedgerEntry {
     }
 
     /// Alert flags seen set in Redis.
-    static func firedInRedis(_ alerts: [(scope: BudgetScope, period: String, level: AlertLevel)]) -> [UInt8] {
+    static func firedInRedis(_ alerts: [SpendLedger.FiredFlag]) -> [UInt8] {
         var writer = JSONWriter(reservingCapacity: 64 + alerts.count * 48)
         writer.beginObject()
         writer.field("k", "rf")
@@ -71,6 +71,7 @@ enum LedgerEntry {
                 writer.field("s", alert.scope.rawValue)
                 writer.field("p", alert.period)
                 writer.field("l", alert.level.rawValue)
+                if let budget = alert.budget { writer.field("b", budget) }
                 writer.endObject()
                 writer.comma()
             }

@@ -101,7 +101,7 @@ extension SpendLedger.State {
                 guard let scope = alert["s"]?.stringValue.flatMap(BudgetScope.init(rawValue:)), let period = alert["p"]?.stringValue,
                     let level = alert["l"]?.stringValue.flatMap(AlertLevel.init(rawValue:))
                 else { continue }
-                redisBook.markFired(scope, period: period, level: level)
+                redisBook.markFired(scope, period: period, level: level, budget: alert["b"]?.stringValue)
             }
         case "re":
             redisEpoch = json["epoch"]?.stringValue

@@ -312,13 +312,28 @@ public final class SpendLedger: Sendable {
         compactIfDue(&state, nowMillis: clock.nowMillis)
     }
 
+    /// An alert flag set in Redis: the host's budget's (`budget` nil) or a scoped one's.
+    public struct FiredFlag: Sendable, Equatable {
+        public var scope: BudgetScope
+        public var period: String
+        public var level: AlertLevel
+        public var budget: String?
+
+        public init(scope: BudgetScope, period: String, level: AlertLevel, budget: String? = nil) {
+            self.scope = scope
+            self.period = period
+            self.level = level
+            self.budget = budget
+        }
+    }
+
     /// Alert flags seen set in Redis (by any daemon), so that a restore sets them again and no
     /// alert fires twice.
-    public func noteFiredInRedis(_ alerts: [(scope: BudgetScope, period: String, level: AlertLevel)]) {
+    public func noteFiredInRedis(_ alerts: [FiredFlag]) {
         state.withLock { state in
-            let new = alerts.filter { !state.redisBook.hasFired($0.scope, period: $0.period, level: $0.level) }
+            let new = alerts.filter { !state.redisBook.hasFired($0.scope, period: $0.period, level: $0.level, budget: $0.budget) }
             guard !new.isEmpty else { return }
-            for alert in new { state.redisBook.markFired(alert.scope, period: alert.period, level: alert.level) }
+            for alert in new { state.redisBook.markFired(alert.scope, period: alert.period, level: alert.level, budget: alert.budget) }
             log.append(LedgerEntry.firedInRedis(new))
         }
     }
@@ -337,20 +352,32 @@ public final class SpendLedger: Sendable {
         }
     }
 
-    /// What this daemon counted in Redis in `month`: each day's totals, the month's spend and the
-    /// alert flags of the month and its days seen set.
-    public func countedInRedis(month: String) -> (days: [(day: String, totals: PeriodTotals)], monthSpent: Money, fired: [(BudgetScope, String, AlertLevel)]) {
+    /// What this daemon counted in Redis in one month, to put back after Redis lost it.
+    public struct CountedInRedis: Sendable {
+        public var days: [(day: String, totals: PeriodTotals)]
+        public var monthSpent: Money
+        /// Each scoped budget's spend of the month, by key.
+        public var monthBudgetSpent: [String: Money]
+        /// The alert flags of the month and its days seen set, the host's and the scoped ones.
+        public var fired: [FiredFlag]
+    }
+
+    /// What this daemon counted in Redis in `month`: each day's totals, the month's spend (in
+    /// all and by scoped budget) and the alert flags of the month and its days seen set.
+    public func countedInRedis(month: String) -> CountedInRedis {
         state.withLock { state in
             let book = state.redisBook
             let days = book.days.filter { $0.key.hasPrefix(month) }.sorted { $0.key < $1.key }.map { (day: $0.key, totals: $0.value) }
-            var fired: [(BudgetScope, String, AlertLevel)] = []
-            for level in [AlertLevel.warning, .exceeded] {
-                if book.hasFired(.month, period: month, level: level) { fired.append((.month, month, level)) }
-                for day in PeriodCalendar.daysOf(month: month) where book.hasFired(.day, period: day, level: level) {
-                    fired.append((.day, day, level))
+            var fired: [FiredFlag] = []
+            for (scope, period) in [(BudgetScope.month, month)] + PeriodCalendar.daysOf(month: month).map({ (BudgetScope.day, $0) }) {
+                for level in [AlertLevel.warning, .exceeded] where book.hasFired(scope, period: period, level: level) {
+                    fired.append(FiredFlag(scope: scope, period: period, level: level))
+                }
+                for scoped in book.firedScopedAlerts(scope, period: period) {
+                    fired.append(FiredFlag(scope: scope, period: period, level: scoped.level, budget: scoped.budget))
                 }
             }
-            return (days, book.spent(.month, period: month), fired)
+            return CountedInRedis(days: days, monthSpent: book.spent(.month, period: month), monthBudgetSpent: book.budgetSpent(month: month), fired: fired)
         }
     }
 

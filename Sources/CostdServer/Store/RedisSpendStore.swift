@@ -436,14 +436,25 @@ public final class RedisSpendStore: SpendStore {
         let month = PeriodCalendar.monthKey(ofDay: today)
         let flags = RedisKeys.alertFlags(day: today)
         let flagKeys = flags.map { keys.alert($0.scope, $0.period, $0.level) }
-        var commands: [RedisCommand] = [.make("GET", keys.spendEpoch), (["MGET"] + flagKeys).map(\.redisBytes)]
+        var commands: [RedisCommand] = [
+            .make("GET", keys.spendEpoch), (["MGET"] + flagKeys).map(\.redisBytes),
+            .make("HKEYS", keys.scopedAlerts(today)), .make("HKEYS", keys.scopedAlerts(month)),
+        ]
         if fixTTLs {
             // Keys written by costd before 0.3 carry a TTL, which a volatile-* policy may evict.
             commands += ([keys.day(today), keys.month(month)] + flagKeys).map { .make("PERSIST", $0) }
         }
         let (known, _) = ledger.redisIdentity
         return redis.execute(commands, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).flatMap { replies in
-            let set = zip(flags, replies[1].array ?? []).filter { $0.1.bytes != nil }.map(\.0)
+            var set = zip(flags, replies[1].array ?? []).filter { $0.1.bytes != nil }.map {
+                SpendLedger.FiredFlag(scope: $0.0.scope, period: $0.0.period, level: $0.0.level)
+            }
+            for (scope, period, reply) in [(BudgetScope.day, today, replies[2]), (.month, month, replies[3])] {
+                for field in (reply.array ?? []).compactMap(\.text) {
+                    guard let (budget, level) = RedisKeys.scopedAlert(field: field) else { continue }
+                    set.append(SpendLedger.FiredFlag(scope: scope, period: period, level: level, budget: budget))
+                }
+            }
             self.ledger.noteFiredInRedis(set)
             if let epoch = replies[0].text, epoch == known { return eventLoop.makeSucceededVoidFuture() }
             return self.restoreSpend(month: month, known: known, lost: replies[0].text == nil, on: eventLoop)
@@ -455,12 +466,22 @@ public final class RedisSpendStore: SpendStore {
     private func restoreSpend(month: String, known: String?, lost: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let own = ledger.countedInRedis(month: month)
         var hashes = own.days.map { RestoreSpendScript.Increments(key: keys.day($0.day), fields: SpendSchema.dayHashFields(of: $0.totals)) }
-        if own.monthSpent != .zero {
-            hashes.append(RestoreSpendScript.Increments(key: keys.month(month), fields: [(SpendSchema.Total.spent, own.monthSpent.nanos)]))
+        var monthFields: [(field: String, amount: Int64)] = own.monthSpent == .zero ? [] : [(SpendSchema.Total.spent, own.monthSpent.nanos)]
+        for (key, spent) in own.monthBudgetSpent.sorted(by: { $0.key < $1.key }) where spent != .zero {
+            monthFields.append((SpendSchema.budgetSpendField(key), spent.nanos))
+        }
+        if !monthFields.isEmpty { hashes.append(RestoreSpendScript.Increments(key: keys.month(month), fields: monthFields)) }
+        // A scoped budget's flag is a field of its period's hash: set (to at least 1) by an increment.
+        var scopedFlags: [String: [(field: String, amount: Int64)]] = [:]
+        for flag in own.fired {
+            if let budget = flag.budget { scopedFlags[flag.period, default: []].append((RedisKeys.scopedAlertField(budget, flag.level), 1)) }
+        }
+        for (period, fields) in scopedFlags.sorted(by: { $0.key < $1.key }) {
+            hashes.append(RestoreSpendScript.Increments(key: keys.scopedAlerts(period), fields: fields))
         }
         let call = RestoreSpendScript(
             knownEpoch: known, newEpoch: UUID().uuidString.lowercased(), daemonId: ledger.redisIdentity.daemonId,
-            hashes: hashes, alertKeys: own.fired.map { keys.alert($0.0, $0.1, $0.2) }, keys: keys
+            hashes: hashes, alertKeys: own.fired.filter { $0.budget == nil }.map { keys.alert($0.scope, $0.period, $0.level) }, keys: keys
         )
         return redis.run(call, timeoutMillis: max(settings.recordTimeoutMillis, 5_000), on: eventLoop).map { reply in
             if known != nil {
@@ -491,11 +512,11 @@ public final class RedisSpendStore: SpendStore {
         let monthHorizon = PeriodCalendar.days(endingAt: today, count: Int(settings.monthKeyTTLDays) + span)
         var names: [String] = []
         for day in dayHorizon.prefix(span) {
-            names += [keys.day(day), keys.alert(.day, day, .warning), keys.alert(.day, day, .exceeded)]
+            names += [keys.day(day), keys.alert(.day, day, .warning), keys.alert(.day, day, .exceeded), keys.scopedAlerts(day)]
         }
         let oldestKeptMonth = PeriodCalendar.monthKey(ofDay: monthHorizon[span])
         for month in Set(monthHorizon.prefix(span).map(PeriodCalendar.monthKey(ofDay:))) where month < oldestKeptMonth {
-            names += [keys.month(month), keys.alert(.month, month, .warning), keys.alert(.month, month, .exceeded)]
+            names += [keys.month(month), keys.alert(.month, month, .warning), keys.alert(.month, month, .exceeded), keys.scopedAlerts(month)]
         }
         redis.execute([(["UNLINK"] + names).map(\.redisBytes)], timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).whenFailure { _ in
             self.placement.withLock { $0.purgeFailed() }
