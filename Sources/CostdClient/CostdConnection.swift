@@ -122,6 +122,18 @@ public final class CostdConnection: @unchecked Sendable {
         }
     }
 
+    /// Waits until a frame (or the end of the connection) can be read, at most `seconds`;
+    /// false when none came in that time.
+    public func waitForInput(seconds: Double) -> Bool {
+        if readBuffer.count > readOffset { return true }
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while true {
+            let ready = poll(&descriptor, 1, Int32(max(0, min(seconds * 1000, Double(Int32.max)))))
+            if ready < 0 && errno == EINTR { continue }
+            return ready != 0
+        }
+    }
+
     /// Reads one frame's body; nil when the daemon closed the connection cleanly between frames.
     public func receiveFrame() throws(ClientError) -> [UInt8]? {
         guard let header = try read(exactly: 4, allowEOF: true) else { return nil }

@@ -17,6 +17,7 @@ public enum RPCMethod: String, CaseIterable, Sendable {
     case tokens
     case reserve
     case releaseReservation
+    case subscribe
 
     /// The name in snake_case, as the Python client's methods and the shell functions
     /// (`costd_<name>`) spell it: `releaseReservation` → `release_reservation`.

@@ -58,6 +58,8 @@ public struct RedisKeys: Sendable {
         else { return nil }
         return (String(field[..<separator]), level)
     }
+    /// Every alert of the fleet, in order: a stream whose entry ids are the alerts' ids.
+    public var alertStream: String { prefix + "{s}:alerts" }
     /// The canary: a random token, with no TTL, set by the first daemon. While it holds the token
     /// a daemon knows, Redis still has every record that daemon counted; when it is missing or
     /// new, Redis lost spend (a flush, an eviction, a restart without persistence).

@@ -27,7 +27,7 @@ struct CostCtl: ParsableCommand {
         version: CostdVersion.current,
         subcommands: [
             Ping.self, Route.self, Get.self, Set.self, Record.self, Report.self, Budget.self, Estimate.self, Tokens.self,
-            Replay.self, Trace.self, Delete.self, Flush.self, Call.self,
+            Replay.self, Trace.self, Delete.self, Flush.self, Alerts.self, Call.self,
         ]
     )
 

@@ -15,6 +15,7 @@
 #   costd_record MODEL INPUT_TOKENS OUTPUT_TOKENS [USER] [FEATURE] [RECORD_ID]
 #   costd_report [DATE] [PERIOD]                DATE is YYYY-MM-DD ("" for today), PERIOD day|month
 #   costd_estimate MODEL DAILY_REQUESTS AVG_INPUT_TOKENS AVG_OUTPUT_TOKENS [DAYS]
+#   costd_subscribe [SINCE]                     the latest alert's id (follow alerts: costctl alerts --follow)
 #   costd_json_string STRING                    STRING as a JSON string literal
 #   costd_socket_path                           the socket these functions use
 #
@@ -368,6 +369,17 @@ costd_release_reservation() (
     costd_call releaseReservation "{\"reservation\":$(costd_json_string "$1")}"
 )
 
+# costd_subscribe [SINCE]
+# One call per connection: prints the subscription's answer (its lastId, the latest alert's
+# id) and hangs up. To follow the alerts, use `costctl alerts --follow` (or --exec CMD).
+costd_subscribe() (
+    if [ -n "${1-}" ]; then
+        costd_call subscribe "{\"since\":$(costd_json_string "$1")}"
+    else
+        costd_call subscribe "{}"
+    fi
+)
+
 # costd_tokens TEXT [MODEL]
 costd_tokens() (
     if [ $# -lt 1 ]; then
@@ -382,13 +394,13 @@ costd_tokens() (
 # Run as a command: costd.sh ping | costd.sh record gpt-4o 1000 500 | costd.sh call METHOD JSON
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     if [ $# -lt 1 ]; then
-        echo "usage: $0 ping|route|cache_get|cache_set|cache_delete|cache_flush|cache_release|record|report|estimate|reserve|release_reservation|tokens|call ARGS..." >&2
+        echo "usage: $0 ping|route|cache_get|cache_set|cache_delete|cache_flush|cache_release|record|report|estimate|reserve|release_reservation|tokens|subscribe|call ARGS..." >&2
         exit 2
     fi
     command=$1
     shift
     case $command in
-    call | ping | route | cache_get | cache_set | cache_delete | cache_flush | cache_release | record | report | estimate | reserve | release_reservation | tokens)
+    call | ping | route | cache_get | cache_set | cache_delete | cache_flush | cache_release | record | report | estimate | reserve | release_reservation | tokens | subscribe)
         "costd_$command" "$@"
         ;;
     *)

@@ -10,7 +10,8 @@ import NIOCore
 extension CostdEngine {
     /// The one table of methods.
     func perform(
-        _ request: RPCRequest, caller: CallerIdentity?, on eventLoop: any EventLoop, into writer: inout JSONWriter
+        _ request: RPCRequest, caller: CallerIdentity?, channel: (any Channel)? = nil, on eventLoop: any EventLoop,
+        into writer: inout JSONWriter
     ) throws(RPCError) -> MethodReply {
         guard let method = RPCMethod(rawValue: request.method) else { throw .methodNotFound(request.method) }
         let params = Params(request)
@@ -28,13 +29,14 @@ extension CostdEngine {
         case .cacheDelete: return try cacheDelete(params, caller: caller, on: eventLoop)
         case .cacheFlush: return try cacheFlush(params, caller: caller, on: eventLoop)
         case .cacheRelease: return try cacheRelease(params, caller: caller, on: eventLoop)
+        case .subscribe: return try subscribe(params, channel: channel, on: eventLoop)
         }
         return .written
     }
 
     /// Answers one call. Immediate answers are appended to `writer`; a deferred one comes back.
     func handle(
-        _ call: RPCCall, caller: CallerIdentity?, on eventLoop: any EventLoop, into writer: inout JSONWriter
+        _ call: RPCCall, caller: CallerIdentity?, channel: (any Channel)? = nil, on eventLoop: any EventLoop, into writer: inout JSONWriter
     ) -> DeferredAnswer? {
         switch call {
         case .invalid(let id, let error):
@@ -47,7 +49,7 @@ extension CostdEngine {
             let startedAt = metrics == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             if let id = request.id { writer.beginResultResponse(id: id) }
             do {
-                switch try perform(request, caller: caller, on: eventLoop, into: &writer) {
+                switch try perform(request, caller: caller, channel: channel, on: eventLoop, into: &writer) {
                 case .written:
                     if request.id != nil { writer.endResponse() } else { writer.truncate(to: start) }
                     measure(request.method, succeeded: true, since: startedAt)
@@ -78,7 +80,8 @@ extension CostdEngine {
     /// Answers a whole frame: one call or a batch. Returns nil when everything was written to
     /// `writer`, or the deferred answer.
     func handle(
-        _ message: RPCMessage, caller: CallerIdentity?, on eventLoop: any EventLoop, into writer: inout JSONWriter
+        _ message: RPCMessage, caller: CallerIdentity?, channel: (any Channel)? = nil, on eventLoop: any EventLoop,
+        into writer: inout JSONWriter
     ) -> DeferredAnswer? {
         switch message {
         case .unreadable(let error):
@@ -86,7 +89,7 @@ extension CostdEngine {
             measure("invalid", succeeded: false, since: metrics == nil ? 0 : DispatchTime.now().uptimeNanoseconds)
             return nil
         case .single(let call):
-            return handle(call, caller: caller, on: eventLoop, into: &writer)
+            return handle(call, caller: caller, channel: channel, on: eventLoop, into: &writer)
         case .batch(let calls):
             // Each answer is gathered on its own, then joined into one array. Notifications
             // leave no element; a batch of notifications only gets no answer at all.
@@ -94,7 +97,7 @@ extension CostdEngine {
             let logger = self.logger
             for call in calls {
                 var element = JSONWriter()
-                if let deferred = handle(call, caller: caller, on: eventLoop, into: &element) {
+                if let deferred = handle(call, caller: caller, channel: channel, on: eventLoop, into: &element) {
                     parts.append(deferred.result.map { deferred.body(for: .success($0), logger: logger) }.recover {
                         deferred.body(for: .failure($0), logger: logger)
                     })

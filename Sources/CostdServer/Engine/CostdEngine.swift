@@ -52,6 +52,8 @@ public final class CostdEngine: Sendable {
     /// When expired L1 entries were last swept (monotonic nanoseconds); every `cache.sweep_interval`.
     private let lastSweep = Atomic<UInt64>(0)
     private let recordIdPrefix: String
+    /// The connections subscribed to alerts.
+    let alerts: AlertHub
     /// `route`'s decisions until a `record` claims their routing saving.
     let issuedRoutes = Mutex(IssuedRoutes())
     /// The user the daemon runs as: an admin, like root.
@@ -66,6 +68,8 @@ public final class CostdEngine: Sendable {
     ) throws {
         self.clock = clock
         self.ledger = ledger
+        let alerts = AlertHub(ledger: ledger)
+        self.alerts = alerts
         self.startedAtNanos = clock.monotonicNanos
         self.metrics = metrics
         self.tokenizers = tokenizers
@@ -78,7 +82,7 @@ public final class CostdEngine: Sendable {
         )
         // Spend goes to its own Redis when `redis.spend_url` gives one, else to the cache's.
         if let redis = spendRedis ?? redis {
-            self.store = RedisSpendStore(redis: redis, ledger: ledger, clock: clock, logger: logger)
+            self.store = RedisSpendStore(redis: redis, ledger: ledger, clock: clock, logger: logger) { alerts.deliver() }
         } else {
             self.store = ledger
         }

@@ -76,10 +76,14 @@ extension CostdEngine {
         record.budgets = rules.budget.scopedBudgets(matching: SpendAttributes(record)).map(\.scope.key)
         let logger = self.logger
         let metrics = self.metrics
+        let alerts = self.alerts
         return store.record(record, rememberId: call.clientRecordId != nil, reservation: call.reservation, budget: rules.budget, on: eventLoop)
             .map { receipt in
                 if !receipt.duplicate {
                     for alert in receipt.alerts { alert.log(to: logger) }
+                    // The ledger has them in its alert log (with Redis they come through the stream,
+                    // and this finds nothing new yet).
+                    if !receipt.alerts.isEmpty { alerts.deliver() }
                     if !receipt.record.cached { metrics?.recorded(receipt.record) }
                 }
                 return receipt

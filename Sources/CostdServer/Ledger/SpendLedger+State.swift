@@ -78,7 +78,10 @@ extension SpendLedger.State {
             guard let recordJSON = json["r"], let record = SpendRecord(json: recordJSON) else { return }
             book.apply(record)
             let alerts = (json["al"]?.arrayValue ?? []).compactMap(BudgetAlert.init(compact:))
-            for alert in alerts { book.markFired(alert.scope, period: alert.period, level: alert.level, budget: alert.budgetKey) }
+            for alert in alerts {
+                book.markFired(alert.scope, period: alert.period, level: alert.level, budget: alert.budgetKey)
+                alertLog.append(alert, at: record.unixMillis)
+            }
             if json["cid"]?.boolValue == true {
                 rememberReplayed(record, alerts: alerts, nowMillis: nowMillis)
             }
@@ -102,6 +105,10 @@ extension SpendLedger.State {
                     let level = alert["l"]?.stringValue.flatMap(AlertLevel.init(rawValue:))
                 else { continue }
                 redisBook.markFired(scope, period: period, level: level, budget: alert["b"]?.stringValue)
+            }
+        case "am":
+            for element in json["e"]?.arrayValue ?? [] {
+                if let event = AlertEvent(params: element) { alertLog.mirror(event) }
             }
         case "re":
             redisEpoch = json["epoch"]?.stringValue
@@ -135,6 +142,14 @@ extension SpendLedger.State {
         writer.field("redisBook") { redisBook.writeSnapshot(to: &$0) }
         if let redisEpoch { writer.field("redisEpoch", redisEpoch) }
         writer.field("daemonId", daemonId)
+        writer.field("alertLog") { writer in
+            writer.beginArray()
+            for event in alertLog.events {
+                event.writeParams(to: &writer)
+                writer.comma()
+            }
+            writer.endArray()
+        }
         let waiting = backlog.pending()
         writer.field("backlog") { writer in
             writer.beginArray()
@@ -181,6 +196,9 @@ extension SpendLedger.State {
         if let redisBookJSON = json["redisBook"] { redisBook = try SpendBook(snapshot: redisBookJSON) }
         redisEpoch = json["redisEpoch"]?.stringValue
         daemonId = json["daemonId"]?.stringValue ?? daemonId
+        for element in json["alertLog"]?.arrayValue ?? [] {
+            if let event = AlertEvent(params: element) { alertLog.mirror(event) }
+        }
         self.generation = Int(generation)
         let reservations = json["backlogReservations"]
         for element in json["backlog"]?.arrayValue ?? [] {

@@ -52,6 +52,8 @@ public final class SpendLedger: Sendable {
         var redisEpoch: String?
         /// This daemon's name among those sharing a Redis: made once, kept in the ledger.
         var daemonId = ""
+        /// The alerts to deliver and replay: this daemon's, or with Redis the fleet's stream.
+        var alertLog = AlertLog()
     }
 
     struct Reservation: Sendable {
@@ -148,6 +150,8 @@ public final class SpendLedger: Sendable {
                     alerts += due
                 }
             }
+            // Replaying the entry appends them again, at the record's time, with the same ids.
+            for alert in alerts { state.alertLog.append(alert, at: record.unixMillis) }
             let receipt = RecordReceipt(
                 record: record,
                 day: state.status(.day, period: record.day, budget: budget),
@@ -185,6 +189,40 @@ public final class SpendLedger: Sendable {
 
     public func withBook<Result>(_ body: (SpendBook) -> Result) -> Result {
         state.withLock { body($0.book) }
+    }
+
+    /// The alerts after `id` (all kept, for nil), oldest first.
+    public func alerts(after id: AlertId?) -> [AlertEvent] {
+        state.withLock { Array($0.alertLog.after(id)) }
+    }
+
+    /// The last alert's id, if any.
+    public var lastAlertId: AlertId? {
+        state.withLock { $0.alertLog.lastId }
+    }
+
+    /// Keeps alerts read from Redis's stream (every daemon's), in order; returns how many were new.
+    @discardableResult
+    public func mirrorAlerts(_ events: [AlertEvent]) -> Int {
+        state.withLock { state in
+            let new = events.filter { state.alertLog.mirror($0) }
+            guard !new.isEmpty else { return 0 }
+            var writer = JSONWriter(reservingCapacity: 64 + new.count * 160)
+            writer.beginObject()
+            writer.field("k", "am")
+            writer.field("e") { writer in
+                writer.beginArray()
+                for event in new {
+                    event.writeParams(to: &writer)
+                    writer.comma()
+                }
+                writer.endArray()
+            }
+            writer.endObject()
+            log.append(writer.bytes)
+            compactIfDue(&state, nowMillis: clock.nowMillis)
+            return new.count
+        }
     }
 
     /// Reads the book and the reserved money together, under the lock.

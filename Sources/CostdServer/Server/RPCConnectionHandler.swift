@@ -165,7 +165,7 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     private func handle(frame: ByteBuffer, context: ChannelHandlerContext) {
         let message = messageDecoder.decode(frame: frame)
         handlingFrame = true
-        let deferred = engine.handle(message, caller: caller, on: context.eventLoop, into: &ready)
+        let deferred = engine.handle(message, caller: caller, channel: context.channel, on: context.eventLoop, into: &ready)
         handlingFrame = false
         appendReadyFrame(context: context)
         guard let deferred else { return }

@@ -23,6 +23,7 @@ public final class RedisSpendStore: SpendStore {
     let keys: RedisKeys
     let settings: RedisSettings
     let clock: CostdClock
+    private let alertsArrived: @Sendable () -> Void
     let logger: Logger
     private let placement = Mutex(RedisSpendPlacement())
     /// Signalled when a spend check ends, for ``waitUntilReady(timeoutMillis:)``.
@@ -34,9 +35,15 @@ public final class RedisSpendStore: SpendStore {
     private let replaying = Atomic<Bool>(false)
     private let replayErrorLogged = Atomic<Bool>(false)
 
-    public init(redis: RedisClient, ledger: SpendLedger, clock: CostdClock = .system, logger: Logger) {
+    /// `alertsArrived` is called when alerts (any daemon's) came from Redis's stream into the
+    /// ledger's alert log.
+    public init(
+        redis: RedisClient, ledger: SpendLedger, clock: CostdClock = .system, logger: Logger,
+        alertsArrived: @escaping @Sendable () -> Void = {}
+    ) {
         self.redis = redis
         self.ledger = ledger
+        self.alertsArrived = alertsArrived
         self.settings = redis.settings
         self.keys = RedisKeys(prefix: redis.settings.keyPrefix)
         self.clock = clock
@@ -98,6 +105,7 @@ public final class RedisSpendStore: SpendStore {
                         }
                         // Kept before they are acknowledged, to be put back if Redis loses them.
                         self.ledger.keepCounted(receipts.filter { !$0.duplicate }.map { ($0.record, $0.alerts) })
+                        self.publish(receipts.filter { !$0.duplicate }.flatMap(\.alerts), at: self.clock.nowMillis, on: eventLoop)
                         for (pending, receipt) in zip(batch, receipts) { pending.promise.succeed(receipt) }
                     case .success(let outcomes):
                         // A script that answers for fewer records than it was given is a bug; the
@@ -363,6 +371,7 @@ public final class RedisSpendStore: SpendStore {
 
     public func maintain(today: String, budget: BudgetSettings, on eventLoop: any EventLoop) {
         guard redis.isAvailable else { return }
+        pullAlerts(on: eventLoop)
         pushFleetCounters(on: eventLoop)
         refreshKnownSpend(today: today, on: eventLoop)
         checkSpend(today: today, budget: budget, on: eventLoop)
@@ -382,6 +391,47 @@ public final class RedisSpendStore: SpendStore {
             guard checked.wait(until: deadline) else { return false }
         }
         return true
+    }
+
+    // MARK: - Alerts
+
+    /// The stream keeps the latest alerts (about this many), for followers that were away.
+    static let alertStreamLength = 10_000
+
+    /// Adds alerts this daemon's records fired to the fleet's stream (each fired once, for the
+    /// record that crossed the line: the record script's flags decide). Every daemon, this one
+    /// included, delivers them from there.
+    func publish(_ alerts: [BudgetAlert], at: Int64, on eventLoop: any EventLoop) {
+        guard !alerts.isEmpty else { return }
+        let commands: [RedisCommand] = alerts.map { alert in
+            var writer = JSONWriter(reservingCapacity: 192)
+            AlertEvent(id: AlertId(millis: at, sequence: 0), alert: alert, at: at).writeParams(to: &writer, withId: false)
+            return [
+                "XADD", keys.alertStream, "MAXLEN", "~", String(RedisSpendStore.alertStreamLength), "*", "a",
+            ].map(\.redisBytes) + [writer.bytes]
+        }
+        redis.execute(commands, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).whenComplete { result in
+            if case .failure(let error) = result {
+                self.logger.error("Alerts not added to Redis's stream: they reach no follower", metadata: ["error": "\(error)"])
+            }
+            self.pullAlerts(on: eventLoop)
+        }
+    }
+
+    /// Reads the stream past the last alert the ledger has into it, and tells the subscribers.
+    private func pullAlerts(on eventLoop: any EventLoop) {
+        let start = ledger.lastAlertId.map { "(" + $0.description } ?? "-"
+        redis.execute([.make("XRANGE", keys.alertStream, start, "+", "COUNT", 1_000)], timeoutMillis: settings.recordTimeoutMillis, on: eventLoop)
+            .whenSuccess { replies in
+                let events = (replies[0].array ?? []).compactMap { entry -> AlertEvent? in
+                    guard let parts = entry.array, parts.count == 2, let id = parts[0].text.flatMap(AlertId.init),
+                        let fields = parts[1].array, fields.count >= 2, let body = fields[1].bytes,
+                        let json = try? JSONParser.parse(body)
+                    else { return nil }
+                    return AlertEvent(params: json, id: id)
+                }
+                if self.ledger.mirrorAlerts(events) > 0 { self.alertsArrived() }
+            }
     }
 
     // MARK: - Keeping spend safe
@@ -579,6 +629,7 @@ public final class RedisSpendStore: SpendStore {
                         for alert in receipt.alerts where !outcome.duplicate {
                             alert.log(to: self.logger, replayed: true)
                         }
+                        if !outcome.duplicate { self.publish(receipt.alerts, at: self.clock.nowMillis, on: eventLoop) }
                     }
                 } catch {
                     if RedisSpendStore.isEpochChange(error) { self.spendCanaryChanged() }

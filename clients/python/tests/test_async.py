@@ -165,3 +165,21 @@ def test_aclose_fails_waiting_calls(daemon) -> None:
         await a.aclose()
 
     run(main())
+
+
+def test_subscribe_yields_alerts_and_subscribes_again_after_a_restart(make_daemon) -> None:
+    daemon = make_daemon(config='[[budgets]]\nfeature = "etl"\ndaily = 0.01\nwarning_fraction = 0.5\n')
+
+    async def main() -> None:
+        async with costd.AsyncClient(daemon.socket) as a:
+            alerts = a.subscribe(since="0-0", ping_every=1)
+            await a.record("gpt-4o-mini", 10_000, 10_000, feature="etl")  # $0.0075: the warning
+            warning = await asyncio.wait_for(alerts.__anext__(), 10)
+            assert (warning["scope"], warning["level"]) == ({"feature": "etl"}, "warning")
+            daemon.restart()
+            await a.record("gpt-4o-mini", 10_000, 10_000, feature="etl")  # $0.015: exceeded
+            exceeded = await asyncio.wait_for(alerts.__anext__(), 20)
+            assert exceeded["level"] == "exceeded" and exceeded["id"] > warning["id"]
+            await alerts.aclose()
+
+    run(main())

@@ -152,6 +152,7 @@ METHOD_PARAMS: Dict[str, Sequence[str]] = {
     "cacheRelease": ("model", "prompt", "namespace", "lease"),
     "reserve": ("model", "inputTokens", "maxOutputTokens", "user", "feature", "ttl"),
     "releaseReservation": ("reservation",),
+    "subscribe": ("since",),
     "tokens": ("text", "messages", "model", "encoding"),
 }
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import itertools
 import logging
-from typing import Any, Dict, List, Mapping, Optional, Sequence, cast
+import time
+from typing import Any, AsyncIterator, Deque, Dict, List, Mapping, Optional, Sequence, cast
 
 from . import _wire
 from ._wire import PathLike, collect_params
@@ -90,6 +92,9 @@ class AsyncClient:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._connect_lock: Optional[asyncio.Lock] = None
         self._ids = itertools.count(1)
+        #: A subscription's alerts as they arrive, and the event that wakes its reader.
+        self._notifications: Deque[Dict[str, Any]] = collections.deque()
+        self._notified: Optional[asyncio.Event] = None
 
     # ----------------------------------------------------------------------------------------
     # Connection
@@ -207,6 +212,11 @@ class AsyncClient:
             return
         if not isinstance(message, dict):
             return
+        if "method" in message and "id" not in message:
+            self._notifications.append(message)  # an alert of a subscription
+            if self._notified is not None:
+                self._notified.set()
+            return
         request_id = message.get("id")
         if request_id is not None:
             future = conn.pending.pop(request_id, None)
@@ -231,6 +241,8 @@ class AsyncClient:
         if self._conn is conn:
             self._conn = None
         conn.closed = True
+        if self._notified is not None:
+            self._notified.set()  # a subscription reader subscribes again
         pending, conn.pending = conn.pending, {}
         for future in pending.values():
             if future.done():
@@ -462,6 +474,41 @@ class AsyncClient:
         """Exact token count of ``text`` or chat ``messages``, as tiktoken counts: ``{"tokens", "encoding"}``."""
         return cast(TokensResult, await self.call("tokens", collect_params("tokens", locals(), extra)))
 
+    async def subscribe(
+        self, since: Optional[str] = None, *, ping_every: float = 60.0, reconnect_for: float = 30.0, **extra: Any
+    ) -> AsyncIterator[Dict[str, Any]]:
+        """:meth:`costd.Client.subscribe` for asyncio: an async iterator of the alerts."""
+        own = AsyncClient(self.path, timeout=self.timeout)
+        own._notified = asyncio.Event()
+        last = since
+        try:
+            while True:
+                deadline = time.monotonic() + reconnect_for
+                while True:
+                    try:
+                        await own.call("subscribe", collect_params("subscribe", {"since": last}, extra))
+                        break
+                    except DaemonUnavailable:
+                        if time.monotonic() > deadline:
+                            raise
+                        await asyncio.sleep(0.2)
+                subscribed = own._conn
+                while subscribed is not None and own._conn is subscribed and subscribed.usable:
+                    while own._notifications:
+                        message = own._notifications.popleft()
+                        alert = message.get("params")
+                        if message.get("method") == "alert" and isinstance(alert, dict):
+                            last = alert.get("id", last)
+                            yield alert
+                    own._notified.clear()
+                    if own._notifications:
+                        continue
+                    try:
+                        await asyncio.wait_for(own._notified.wait(), ping_every)
+                    except asyncio.TimeoutError:
+                        await own.ping()  # keeps the connection from the idle timeout
+        finally:
+            await own.aclose()
 
     cacheGet = cache_get
     cacheSet = cache_set

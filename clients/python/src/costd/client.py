@@ -5,9 +5,11 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import collections
 import socket
 import threading
-from typing import Any, Dict, Mapping, Optional, Sequence, cast
+import time
+from typing import Any, Deque, Dict, Iterator, Mapping, Optional, Sequence, cast
 
 from . import _wire
 from ._wire import PathLike, collect_params
@@ -76,6 +78,8 @@ class Client:
         self._sock: Optional[socket.socket] = None
         self._pid = os.getpid()
         self._ids = itertools.count(1)
+        #: Notifications (a subscription's alerts) read while waiting for an answer.
+        self._notifications: Deque[Dict[str, Any]] = collections.deque()
 
     # ----------------------------------------------------------------------------------------
     # Connection
@@ -172,6 +176,9 @@ class Client:
         while True:
             message = self._read_frame(sock)
             if isinstance(message, dict):
+                if "method" in message and "id" not in message:
+                    self._notifications.append(message)  # an alert of a subscription
+                    continue
                 answer_id = message.get("id")
                 if answer_id == request_id:
                     return message
@@ -449,6 +456,55 @@ class Client:
         """Exact token count of ``text`` or chat ``messages``, as tiktoken counts: ``{"tokens", "encoding"}``."""
         return cast(TokensResult, self.call("tokens", collect_params("tokens", locals(), extra)))
 
+
+    def subscribe(
+        self, since: Optional[str] = None, *, ping_every: float = 60.0, reconnect_for: float = 30.0, **extra: Any
+    ) -> Iterator[Dict[str, Any]]:
+        """Budget alerts as they come: yields each ``alert`` notification's params, ``{"id",
+        "scope", "period", "level", "spentUsd", "budgetUsd", "at"}``, those after ``since`` first.
+
+        Runs on a connection of its own (this client's calls are not disturbed) and pings every
+        ``ping_every`` seconds so that the daemon never closes it as idle. After a daemon restart
+        it subscribes again from the last alert it yielded, so none is lost or repeated; it
+        raises :class:`DaemonUnavailable` when the daemon stays away ``reconnect_for`` seconds.
+        """
+        own = Client(self.path, timeout=self.timeout)
+        last = since
+        try:
+            while True:
+                deadline = time.monotonic() + reconnect_for
+                while True:
+                    try:
+                        own.call("subscribe", collect_params("subscribe", {"since": last}, extra))
+                        break
+                    except DaemonUnavailable:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.2)
+                subscribed = own.connections_opened
+                while own.connections_opened == subscribed:
+                    while own._notifications:
+                        message = own._notifications.popleft()
+                        alert = message.get("params")
+                        if message.get("method") == "alert" and isinstance(alert, dict):
+                            last = alert.get("id", last)
+                            yield alert
+                    sock = own._sock
+                    if sock is None:
+                        break
+                    try:
+                        sock.settimeout(ping_every)
+                        message = own._read_frame(sock)
+                        if isinstance(message, dict) and "method" in message:
+                            own._notifications.append(message)
+                    except socket.timeout:
+                        sock.settimeout(own.timeout)
+                        own.ping()  # reconnects (and so subscribes again) if the daemon went away
+                    except (_Broken, OSError):
+                        own._drop()
+                        break
+        finally:
+            own.close()
 
     # The wire names of the cache methods.
     cacheGet = cache_get
