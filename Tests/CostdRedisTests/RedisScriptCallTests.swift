@@ -25,22 +25,22 @@ struct RedisScriptCallTests {
             .init(record: second, reservation: nil, budget: budget, epoch: "e1", settings: Self.settings, keys: Self.keys),
         ])
         let command = Self.text(call.command)
-        #expect(Array(command[0...2]) == ["EVALSHA", RecordBatchScript.script.sha1, "14"])
-        #expect(Array(command[3...16]) == [
+        #expect(Array(command[0...2]) == ["EVALSHA", RecordBatchScript.script.sha1, "15"])
+        #expect(Array(command[3...17]) == [
             "p:{s}:d:2026-11-30", "p:{s}:m:2026-11",
             "p:{s}:a:day:2026-11-30:warning", "p:{s}:a:day:2026-11-30:exceeded",
             "p:{s}:a:month:2026-11:warning", "p:{s}:a:month:2026-11:exceeded",
             "p:{s}:rsv:amt", "p:{s}:rsv:exp", "p:{s}:rsv:tot", "p:{s}:epoch", "p:{s}:ab:2026-11-30", "p:{s}:ab:2026-11",
-            "p:{s}:rec:r1", "p:{s}:rec:r2",
+            "p:{s}:alerts", "p:{s}:rec:r1", "p:{s}:rec:r2",
         ])
         let annField = "b\u{1F}{\"user\":\"ann\"}"
-        #expect(Array(command[17...]) == [
+        #expect(Array(command[18...]) == [
             "604800", "e1", "8000000000", "10000000000", "-1", "-1",
-            "7500000", "0", "rsv-1", "1000", "500", "0", "42", "4", "1",
+            "7500000", "0", "rsv-1", "1000", "500", "0", "42", "4", "1", "0",
             "m\u{1F}gpt-4o", "u\u{1F}ann", "x\u{1F}etl.service", annField,
             annField + "\u{1F}cost", "{\"user\":\"ann\"}\u{1F}warning", "{\"user\":\"ann\"}\u{1F}exceeded",
-            "1600000000", "2000000000", "-1", "-1",
-            "5", "1", "", "0", "0", "0", "0", "1", "0", "m\u{1F}m",
+            "1600000000", "2000000000", "-1", "-1", "{\"user\":\"ann\"}",
+            "5", "1", "", "0", "0", "0", "0", "1", "0", "0", "m\u{1F}m",
         ])
     }
 

@@ -80,6 +80,7 @@ public struct RecordBatchScript: RedisScriptCall {
         public var epochKey: String { redisKeys.spendEpoch }
         public var dayScopedAlertsKey: String { redisKeys.scopedAlerts(day) }
         public var monthScopedAlertsKey: String { redisKeys.scopedAlerts(month) }
+        public var alertStreamKey: String { redisKeys.alertStream }
 
         // ARGV
         public var recordIdWindowSeconds: Int64
@@ -94,6 +95,8 @@ public struct RecordBatchScript: RedisScriptCall {
         public var outputTokens: Int64
         public var cachedInputTokens: Int64
         public var routingSaved: Money
+        /// When the record was made: the time of the alerts it fires.
+        public var unixMillis: Int64
         public var day: String
         public var month: String
         /// `<kind>␟<name>` of every breakdown the record counts under (``SpendSchema``).
@@ -120,6 +123,7 @@ public struct RecordBatchScript: RedisScriptCall {
             outputTokens = record.outputTokens
             cachedInputTokens = record.cachedInputTokens
             routingSaved = record.routingSaved
+            unixMillis = record.unixMillis
             day = record.day
             self.month = month
             breakdowns = SpendSchema.kinds.flatMap { kind in kind.names(record).map { SpendSchema.breakdownPrefix(kind, $0) } }
@@ -185,19 +189,19 @@ public struct RecordBatchScript: RedisScriptCall {
     }
 
     /// day, month, four alert flags, reservation amounts, expiry, totals, the canary, the day's
-    /// and month's scoped alert flags, then each record id.
+    /// and month's scoped alert flags, the alert stream, then each record id.
     public var keys: [String] {
         let first = records[0]
         return [first.dayKey, first.monthKey] + first.alertKeys
             + [first.reservationAmountsKey, first.reservationExpiryKey, first.reservedTotalsKey, first.epochKey]
-            + [first.dayScopedAlertsKey, first.monthScopedAlertsKey]
+            + [first.dayScopedAlertsKey, first.monthScopedAlertsKey, first.alertStreamKey]
             + records.map(\.recordIdKey)
     }
 
     /// The batch's settings (record id window, canary token, four thresholds), then per record:
     /// cost, cached, reservation, input, output, cached input, routing saved, breakdown count,
-    /// scoped budget count, breakdowns, and per scoped budget its spend field, warning and
-    /// exceeded fields and four thresholds.
+    /// scoped budget count, its time (ms), breakdowns, and per scoped budget its spend field,
+    /// warning and exceeded fields, four thresholds and its scope key.
     public var arguments: [[UInt8]] {
         let first = records[0]
         var arguments: [[UInt8]] = [first.recordIdWindowSeconds.redisBytes, first.epoch.redisBytes]
@@ -207,11 +211,13 @@ public struct RecordBatchScript: RedisScriptCall {
                 record.cost.nanos.redisBytes, (record.cached ? "1" : "0").redisBytes, (record.reservation ?? "").redisBytes,
                 record.inputTokens.redisBytes, record.outputTokens.redisBytes, record.cachedInputTokens.redisBytes,
                 record.routingSaved.nanos.redisBytes, record.breakdowns.count.redisBytes, record.scopedBudgets.count.redisBytes,
+                record.unixMillis.redisBytes,
             ]
             arguments += record.breakdowns.map(\.redisBytes)
             for scoped in record.scopedBudgets {
                 arguments += [scoped.spendField.redisBytes, scoped.warningField.redisBytes, scoped.exceededField.redisBytes]
                 arguments += scoped.thresholds.map { ($0?.nanos ?? -1).redisBytes }
+                arguments.append(scoped.key.redisBytes)
             }
         }
         return arguments
@@ -224,6 +230,22 @@ public struct RecordBatchScript: RedisScriptCall {
         outcomes.reserveCapacity(parts.count)
         for part in parts { outcomes.append(try parseOutcome(part)) }
         return outcomes
+    }
+
+    /// The stream keeps the latest alerts (about this many), for followers that were away.
+    public static let alertStreamLength = 10_000
+
+    /// An alert as the script adds it to the stream (the entry's id is the alert's): its
+    /// budget's scope key (`{}` for the host's), period, level, spend and limit in nano-dollars,
+    /// and time. Returns nil for an entry that is not one.
+    public static func alert(streamId: String, fields: [String: String]) -> AlertEvent? {
+        guard let id = AlertId(streamId), let period = fields["p"].flatMap(BudgetScope.init(rawValue:)),
+            let level = fields["l"].flatMap(AlertLevel.init(rawValue:)), let spent = fields["spent"].flatMap({ Int64($0) }),
+            let budget = fields["budget"].flatMap({ Int64($0) }), let at = fields["at"].flatMap({ Int64($0) })
+        else { return nil }
+        return AlertEvent(
+            id: id, scope: fields["s"].flatMap { SpendScope(key: $0) } ?? .host, period: period, level: level, spent: Money(nanos: spent),
+            budget: Money(nanos: budget), at: at)
     }
 
     /// The error a batch gets when Redis's canary is not the token the daemon knows.
@@ -251,13 +273,22 @@ public struct RecordBatchScript: RedisScriptCall {
             local monthBudgetFields, monthOrder, dayBudget, monthBudget = {}, {}, {}, {}
             local thresholds = {tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])}
             local names = {'day:warning', 'day:exceeded', 'month:warning', 'month:exceeded'}
+            local periods, levels = {'day', 'day', 'month', 'month'}, {'warning', 'exceeded', 'warning', 'exceeded'}
+            -- Fired alerts go to the fleet's stream in the same run as their flags: never lost,
+            -- never twice. The limit is the exceeded threshold.
+            local function publish(scope, c, spent, limits, at)
+              redis.call('XADD', KEYS[13], 'MAXLEN', '~', '\(RecordBatchScript.alertStreamLength)', '*', 's', scope,
+                'p', periods[c], 'l', levels[c], 'spent', string.format('%d', spent),
+                'budget', string.format('%d', limits[c <= 2 and 2 or 4]), 'at', at)
+            end
             local results = {}
             local at = 7
-            for r = 13, #KEYS do
+            for r = 14, #KEYS do
               local cost, cached, reservation = tonumber(ARGV[at]), ARGV[at + 1] == '1', ARGV[at + 2]
               local input, output, cachedInput = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5])
               local routingSaved, count, scopedCount = tonumber(ARGV[at + 6]), tonumber(ARGV[at + 7]), tonumber(ARGV[at + 8])
-              local scopedAt = at + 9 + count
+              local madeAt = ARGV[at + 9]
+              local scopedAt = at + 10 + count
               local first = redis.call('GET', KEYS[r])
               if first then
                 table.insert(results, {1, first})
@@ -266,7 +297,7 @@ public struct RecordBatchScript: RedisScriptCall {
                 if cached then
                   add('\(SpendSchema.Total.cachedRequests)', 1)
                   add('\(SpendSchema.Total.savedByCache)', cost)
-                  for i = at + 9, at + 8 + count do
+                  for i = at + 10, at + 9 + count do
                     add(ARGV[i] .. sep .. '\(SpendSchema.Breakdown.cachedRequests)', 1)
                     add(ARGV[i] .. sep .. '\(SpendSchema.Breakdown.saved)', cost)
                   end
@@ -280,7 +311,7 @@ public struct RecordBatchScript: RedisScriptCall {
                   add('\(SpendSchema.Total.outputTokens)', output)
                   add('\(SpendSchema.Total.cachedInputTokens)', cachedInput)
                   add('\(SpendSchema.Total.savedByRouting)', routingSaved)
-                  for i = at + 9, at + 8 + count do
+                  for i = at + 10, at + 9 + count do
                     add(ARGV[i] .. sep .. '\(SpendSchema.Breakdown.cost)', cost)
                     add(ARGV[i] .. sep .. '\(SpendSchema.Breakdown.requests)', 1)
                     add(ARGV[i] .. sep .. '\(SpendSchema.Breakdown.inputTokens)', input)
@@ -291,11 +322,14 @@ public struct RecordBatchScript: RedisScriptCall {
                 local totals = {daySpent, daySpent, monthSpent, monthSpent}
                 for c = 1, 4 do
                   if thresholds[c] >= 0 and totals[c] > 0 and totals[c] >= thresholds[c] then
-                    if redis.call('SET', KEYS[2 + c], '1', 'NX') then table.insert(alerts, names[c]) end
+                    if redis.call('SET', KEYS[2 + c], '1', 'NX') then
+                      table.insert(alerts, names[c])
+                      publish('{}', c, totals[c], thresholds, madeAt)
+                    end
                   end
                 end
                 for j = 1, scopedCount do
-                  local base = scopedAt + (j - 1) * 7
+                  local base = scopedAt + (j - 1) * 8
                   local field = ARGV[base]
                   if dayBudget[field] == nil then
                     dayBudget[field] = tonumber(redis.call('HGET', day, field) or '0')
@@ -312,11 +346,13 @@ public struct RecordBatchScript: RedisScriptCall {
                   end
                   local spentOf = {dayBudget[field], dayBudget[field], monthBudget[field], monthBudget[field]}
                   local flags = {ARGV[base + 1], ARGV[base + 2], ARGV[base + 1], ARGV[base + 2]}
+                  local limits = {tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5]), tonumber(ARGV[base + 6])}
                   for c = 1, 4 do
                     local threshold = tonumber(ARGV[base + 2 + c])
                     if threshold >= 0 and spentOf[c] > 0 and spentOf[c] >= threshold then
                       if redis.call('HSETNX', KEYS[c <= 2 and 11 or 12], flags[c], '1') == 1 then
                         table.insert(alerts, names[c] .. ':' .. j .. ':' .. string.format('%d', spentOf[c]))
+                        publish(ARGV[base + 7], c, spentOf[c], limits, madeAt)
                       end
                     end
                   end
@@ -325,7 +361,7 @@ public struct RecordBatchScript: RedisScriptCall {
                 redis.call('SET', KEYS[r], result, 'EX', ARGV[1])
                 table.insert(results, {0, result})
               end
-              at = at + 9 + count + 7 * scopedCount
+              at = at + 10 + count + 8 * scopedCount
             end
             for _, field in ipairs(order) do redis.call('HINCRBY', day, field, dayFields[field]) end
             if monthAdded ~= 0 then redis.call('HINCRBY', month, '\(SpendSchema.Total.spent)', monthAdded) end

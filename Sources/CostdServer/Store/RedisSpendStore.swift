@@ -105,7 +105,7 @@ public final class RedisSpendStore: SpendStore {
                         }
                         // Kept before they are acknowledged, to be put back if Redis loses them.
                         self.ledger.keepCounted(receipts.filter { !$0.duplicate }.map { ($0.record, $0.alerts) })
-                        self.publish(receipts.filter { !$0.duplicate }.flatMap(\.alerts), at: self.clock.nowMillis, on: eventLoop)
+                        if receipts.contains(where: { !$0.alerts.isEmpty }) { self.pullAlerts(on: eventLoop) }
                         for (pending, receipt) in zip(batch, receipts) { pending.promise.succeed(receipt) }
                     case .success(let outcomes):
                         // A script that answers for fewer records than it was given is a bug; the
@@ -395,40 +395,19 @@ public final class RedisSpendStore: SpendStore {
 
     // MARK: - Alerts
 
-    /// The stream keeps the latest alerts (about this many), for followers that were away.
-    static let alertStreamLength = 10_000
-
-    /// Adds alerts this daemon's records fired to the fleet's stream (each fired once, for the
-    /// record that crossed the line: the record script's flags decide). Every daemon, this one
-    /// included, delivers them from there.
-    func publish(_ alerts: [BudgetAlert], at: Int64, on eventLoop: any EventLoop) {
-        guard !alerts.isEmpty else { return }
-        let commands: [RedisCommand] = alerts.map { alert in
-            var writer = JSONWriter(reservingCapacity: 192)
-            AlertEvent(id: AlertId(millis: at, sequence: 0), alert: alert, at: at).writeParams(to: &writer, withId: false)
-            return [
-                "XADD", keys.alertStream, "MAXLEN", "~", String(RedisSpendStore.alertStreamLength), "*", "a",
-            ].map(\.redisBytes) + [writer.bytes]
-        }
-        redis.execute(commands, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).whenComplete { result in
-            if case .failure(let error) = result {
-                self.logger.error("Alerts not added to Redis's stream: they reach no follower", metadata: ["error": "\(error)"])
-            }
-            self.pullAlerts(on: eventLoop)
-        }
-    }
-
-    /// Reads the stream past the last alert the ledger has into it, and tells the subscribers.
+    /// Reads the fleet's alert stream (the record script adds each alert to it as it fires)
+    /// past the last alert the ledger has, into the ledger, and tells the subscribers.
     private func pullAlerts(on eventLoop: any EventLoop) {
         let start = ledger.lastAlertId.map { "(" + $0.description } ?? "-"
         redis.execute([.make("XRANGE", keys.alertStream, start, "+", "COUNT", 1_000)], timeoutMillis: settings.recordTimeoutMillis, on: eventLoop)
             .whenSuccess { replies in
                 let events = (replies[0].array ?? []).compactMap { entry -> AlertEvent? in
-                    guard let parts = entry.array, parts.count == 2, let id = parts[0].text.flatMap(AlertId.init),
-                        let fields = parts[1].array, fields.count >= 2, let body = fields[1].bytes,
-                        let json = try? JSONParser.parse(body)
-                    else { return nil }
-                    return AlertEvent(params: json, id: id)
+                    guard let parts = entry.array, parts.count == 2, let id = parts[0].text, let values = parts[1].array else { return nil }
+                    var fields: [String: String] = [:]
+                    for index in stride(from: 0, to: values.count - 1, by: 2) {
+                        if let name = values[index].text, let value = values[index + 1].text { fields[name] = value }
+                    }
+                    return RecordBatchScript.alert(streamId: id, fields: fields)
                 }
                 if self.ledger.mirrorAlerts(events) > 0 { self.alertsArrived() }
             }
@@ -629,7 +608,7 @@ public final class RedisSpendStore: SpendStore {
                         for alert in receipt.alerts where !outcome.duplicate {
                             alert.log(to: self.logger, replayed: true)
                         }
-                        if !outcome.duplicate { self.publish(receipt.alerts, at: self.clock.nowMillis, on: eventLoop) }
+                        if !outcome.duplicate && !receipt.alerts.isEmpty { self.pullAlerts(on: eventLoop) }
                     }
                 } catch {
                     if RedisSpendStore.isEpochChange(error) { self.spendCanaryChanged() }
