@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -279,3 +280,22 @@ def test_the_example_alert_rules_name_only_metrics_costd_exports(make_daemon, re
     m = Scrape(scrape(daemon)[0])
     missing = sorted(name for name in named if not m.all(name))
     assert not missing, f"the rules name metrics costd does not export: {missing}"
+
+
+def test_scoped_budgets_have_usage_ratios_by_scope(make_daemon, tmp_path) -> None:
+    config = tmp_path / "costd.toml"
+    config.write_text('[[budgets]]\nuser = "ann"\ndaily = 0.03\n[[budgets]]\nfeature = "etl"\nunit = "etl.service"\nmonthly = 10\n')
+    daemon = make_daemon("--config", str(config), metrics=True)
+    with costd.Client(daemon.socket) as client:
+        client.record("gpt-4o", inputTokens=1000, outputTokens=500, user="ann")  # $0.0075: a quarter of ann's day
+    deadline = time.monotonic() + 10
+    while True:  # the upkeep refreshes the scoped ratios every second
+        m = Scrape(scrape(daemon)[0])
+        if m.all("costd_budget_usage_ratio", scope="user=ann", period="day"):
+            break
+        assert time.monotonic() < deadline, "no ratio for ann's budget"
+        time.sleep(0.1)
+    assert m.value("costd_budget_usage_ratio", scope="user=ann", period="day") == pytest.approx(0.25)
+    assert m.value("costd_budget_usage_ratio", scope="feature=etl,unit=etl.service", period="month") == 0
+    assert m.all("costd_budget_usage_ratio", scope="user=ann", period="month") == [], "no monthly limit: no series"
+    assert m.all("costd_budget_usage_ratio", scope="host") == [], "no host budget: no series"

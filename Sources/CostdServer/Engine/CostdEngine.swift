@@ -150,6 +150,11 @@ public final class CostdEngine: Sendable {
             cache.sweep()
         }
         store.maintain(today: today(), budget: rules.budget, on: eventLoop)
+        if let metrics, !rules.budget.scoped.isEmpty {
+            store.budgetStandings(day: today(), budget: rules.budget, on: eventLoop).whenSuccess { metrics.scopedStandings($0) }
+        } else {
+            metrics?.scopedStandings([])
+        }
     }
 
     /// Applies a notice from other daemons (Redis pub/sub).

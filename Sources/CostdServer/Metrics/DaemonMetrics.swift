@@ -35,6 +35,7 @@ public final class DaemonMetrics: Sendable {
     let spendCounters = SpendCounters()
     /// Spent over budget per period, of the budgets that are set (none, no series: never NaN).
     private let budgetRatios = Mutex<[(period: String, ratio: Double)]>([])
+    private let scopedBudgetRatios = Mutex<[(scope: String, period: String, ratio: Double)]>([])
     private let l1Entries: CoreMetrics.Gauge
     private let l1Bytes: CoreMetrics.Gauge
     private let connections: CoreMetrics.Gauge
@@ -143,6 +144,22 @@ public final class DaemonMetrics: Sendable {
         syncWindowMax.record(Double(ledger.syncWindows.maxNanos) / 1e9)
     }
 
+    /// The `[[budgets]]` entries' standings (refreshed by the upkeep): their usage ratios.
+    func scopedStandings(_ standings: [BudgetStanding]) {
+        let ratios = standings.filter { !$0.scope.isHost && $0.limit > .zero }.map { standing in
+            (scope: DaemonMetrics.label(standing.scope), period: standing.period.rawValue, ratio: Double(standing.spent.nanos) / Double(standing.limit.nanos))
+        }
+        scopedBudgetRatios.withLock { $0 = ratios }
+    }
+
+    /// A scope as a label value: `user=ann,feature=etl` (`host` for the host's budget).
+    static func label(_ scope: SpendScope) -> String {
+        guard !scope.isHost else { return "host" }
+        let text = scope.values.map { "\($0.dimension.rawValue)=\($0.value)" }.joined(separator: ",")
+        return text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+
     /// Counts an acknowledged record (not a duplicate, not a cache hit) in the monotonic counters.
     func recorded(_ record: SpendRecord) {
         spendCounters.count(record)
@@ -154,10 +171,14 @@ public final class DaemonMetrics: Sendable {
         var text = ""
         spendCounters.render(into: &text)
         let ratios = budgetRatios.withLock { $0 }
-        if !ratios.isEmpty {
-            text += "# HELP costd_budget_usage_ratio Spent over budget in the current period; no series for a budget that is not set.\n"
+        let scopedRatios = scopedBudgetRatios.withLock { $0 }
+        if !ratios.isEmpty || !scopedRatios.isEmpty {
+            text += "# HELP costd_budget_usage_ratio Spent over budget in the current period, by budget (scope: host, or a [[budgets]] entry's); no series for a budget that is not set.\n"
             text += "# TYPE costd_budget_usage_ratio gauge\n"
             for (period, ratio) in ratios { text += "costd_budget_usage_ratio{scope=\"host\",period=\"\(period)\"} \(ratio)\n" }
+            for (scope, period, ratio) in scopedRatios {
+                text += "costd_budget_usage_ratio{scope=\"\(scope)\",period=\"\(period)\"} \(ratio)\n"
+            }
         }
         text += "# HELP costd_build_info The running costd's version.\n# TYPE costd_build_info gauge\n"
         text += "costd_build_info{version=\"\(CostdVersion.current)\"} 1\n"
