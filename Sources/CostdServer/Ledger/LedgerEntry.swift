@@ -60,6 +60,23 @@ enum LedgerEntry {
     }
 
     /// Alert flags seen set in Redis.
+    /// Alerts read from Redis's stream: `{"k":"am","e":[alert params...]}`.
+    static func mirroredAlerts(_ events: [AlertEvent]) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 64 + events.count * 160)
+        writer.beginObject()
+        writer.field("k", "am")
+        writer.field("e") { writer in
+            writer.beginArray()
+            for event in events {
+                event.writeParams(to: &writer)
+                writer.comma()
+            }
+            writer.endArray()
+        }
+        writer.endObject()
+        return writer.bytes
+    }
+
     static func firedInRedis(_ alerts: [SpendLedger.FiredFlag]) -> [UInt8] {
         var writer = JSONWriter(reservingCapacity: 64 + alerts.count * 48)
         writer.beginObject()

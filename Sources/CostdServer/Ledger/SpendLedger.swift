@@ -207,19 +207,7 @@ public final class SpendLedger: Sendable {
         state.withLock { state in
             let new = events.filter { state.alertLog.mirror($0) }
             guard !new.isEmpty else { return 0 }
-            var writer = JSONWriter(reservingCapacity: 64 + new.count * 160)
-            writer.beginObject()
-            writer.field("k", "am")
-            writer.field("e") { writer in
-                writer.beginArray()
-                for event in new {
-                    event.writeParams(to: &writer)
-                    writer.comma()
-                }
-                writer.endArray()
-            }
-            writer.endObject()
-            log.append(writer.bytes)
+            log.append(LedgerEntry.mirroredAlerts(new))
             compactIfDue(&state, nowMillis: clock.nowMillis)
             return new.count
         }
