@@ -1,11 +1,12 @@
-/// The routing decisions `route` handed out, by `routeId`, until a `record` claims them.
+/// The routing decisions `route` handed out, by number, until a `record` claims them.
 ///
 /// This is what makes a routing saving true: a record claims one only with the `routeId` of a
 /// decision costd made, once, for the model costd chose. A record without one, with an unknown
 /// or expired one, or on another model than the routed one claims nothing.
 ///
-/// Decisions are kept `ttlMillis` and at most `capacity` of them (the oldest go first), so a
-/// program that routes and never records costs bounded memory.
+/// Decisions are numbered in the order they are issued and kept in a ring of `capacity` slots
+/// (the oldest are overwritten first) for `ttlMillis`: a program that routes and never records
+/// costs bounded memory, and issuing or claiming one is an array index, no hashing.
 public struct IssuedRoutes: Sendable {
     /// One decision: what the caller would have used, and what costd chose.
     public struct Decision: Sendable, Equatable {
@@ -19,8 +20,9 @@ public struct IssuedRoutes: Sendable {
         }
     }
 
-    private struct Issued: Sendable {
-        var decision: Decision
+    private struct Slot: Sendable {
+        var number: UInt64
+        var decision: Decision?
         var expiresAtMillis: Int64
     }
 
@@ -29,11 +31,9 @@ public struct IssuedRoutes: Sendable {
 
     public let ttlMillis: Int64
     public let capacity: Int
-    private var byId: [String: Issued] = [:]
-    /// Ids in the order they were issued (hence of expiry: the TTL is one for all); claimed ids
-    /// stay here until their turn comes and are skipped then.
-    private var order: [String] = []
-    private var orderStart = 0
+    /// Grows to `capacity`, then wraps around.
+    private var slots: [Slot] = []
+    private var next: UInt64 = 1
 
     public init(ttlMillis: Int64 = IssuedRoutes.defaultTTLMillis, capacity: Int = IssuedRoutes.defaultCapacity) {
         precondition(ttlMillis > 0 && capacity > 0, "an issued route must be kept a while")
@@ -42,38 +42,29 @@ public struct IssuedRoutes: Sendable {
     }
 
     /// How many decisions wait for their record.
-    public var count: Int { byId.count }
-
-    /// Remembers `decision` under `id` until `nowMillis + ttlMillis`.
-    public mutating func issue(_ decision: Decision, id: String, nowMillis: Int64) {
-        dropExpired(nowMillis: nowMillis)
-        while byId.count >= capacity, orderStart < order.count {
-            byId.removeValue(forKey: order[orderStart])
-            orderStart += 1
-        }
-        byId[id] = Issued(decision: decision, expiresAtMillis: nowMillis + ttlMillis)
-        order.append(id)
+    public func count(nowMillis: Int64) -> Int {
+        slots.reduce(0) { $0 + ($1.decision != nil && $1.expiresAtMillis > nowMillis ? 1 : 0) }
     }
 
-    /// The decision issued under `id`, if it is still kept; it cannot be claimed again.
-    public mutating func claim(_ id: String, nowMillis: Int64) -> Decision? {
-        guard let issued = byId.removeValue(forKey: id), issued.expiresAtMillis > nowMillis else { return nil }
-        return issued.decision
+    /// Remembers `decision` until `nowMillis + ttlMillis`; its number.
+    public mutating func issue(_ decision: Decision, nowMillis: Int64) -> UInt64 {
+        let number = next
+        next += 1
+        let slot = Slot(number: number, decision: decision, expiresAtMillis: nowMillis + ttlMillis)
+        if slots.count < capacity {
+            slots.append(slot)
+        } else {
+            slots[Int((number - 1) % UInt64(capacity))] = slot
+        }
+        return number
     }
 
-    private mutating func dropExpired(nowMillis: Int64) {
-        while orderStart < order.count {
-            let id = order[orderStart]
-            if let issued = byId[id] {
-                guard issued.expiresAtMillis <= nowMillis else { break }
-                byId.removeValue(forKey: id)
-            }
-            orderStart += 1
-        }
-        // Keep the queue's dead head from growing without end.
-        if orderStart > 1_024 && orderStart * 2 > order.count {
-            order.removeFirst(orderStart)
-            orderStart = 0
-        }
+    /// The decision issued as `number`, if it is still kept; it cannot be claimed again.
+    public mutating func claim(_ number: UInt64, nowMillis: Int64) -> Decision? {
+        guard number > 0, number < next else { return nil }
+        let index = Int((number - 1) % UInt64(capacity))
+        guard index < slots.count, slots[index].number == number, let decision = slots[index].decision else { return nil }
+        slots[index].decision = nil
+        return slots[index].expiresAtMillis > nowMillis ? decision : nil
     }
 }

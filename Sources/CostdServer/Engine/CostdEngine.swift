@@ -56,6 +56,7 @@ public final class CostdEngine: Sendable {
     let alerts: AlertHub
     /// `route`'s decisions until a `record` claims their routing saving.
     let issuedRoutes = Mutex(IssuedRoutes())
+    let routeIdPrefix = "rt-" + UUID().uuidString.lowercased().prefix(8) + "-"
     /// The user the daemon runs as: an admin, like root.
     let daemonUID = geteuid()
 

@@ -43,13 +43,14 @@ extension CostdEngine {
         }
     }
 
-    /// Remembers a decision until a `record` claims its saving; its id.
+    /// Remembers a decision until a `record` claims its saving; its id: this daemon's prefix
+    /// (new at each start) and the decision's number. Ids are not secrets: one names a decision,
+    /// claimed once, by whoever records its call.
     private func issueRoute(_ decision: RouteDecision, requestedModel: String) -> String {
-        let id = "rt-" + CacheTier.makeToken()
         let now = clock.nowMillis
         let issued = IssuedRoutes.Decision(requestedModel: requestedModel, routedModel: decision.model)
-        issuedRoutes.withLock { $0.issue(issued, id: id, nowMillis: now) }
-        return id
+        let number = issuedRoutes.withLock { $0.issue(issued, nowMillis: now) }
+        return routeIdPrefix + String(number)
     }
 
     /// Who a call is for: what scoped budgets match it by (with its model) and who may release
@@ -77,9 +78,14 @@ extension CostdEngine {
         let decision = rules.router.route(
             RouteRequest(task: task, promptTokens: promptTokens, underBudgetPressure: underBudgetPressure(rules))
         )
-        // Try the routed tier, then each cheaper one, until a reservation fits.
+        // Only a hard budget (the host's, or a scoped one of this user, feature... or model) can
+        // refuse the call: without one, nothing is reserved.
         let tiers = rules.configuration.routing.tiers
         let chosen = tiers.firstIndex { $0.name == decision.tier } ?? 0
+        guard tiers[...chosen].contains(where: { rules.budget.hasHardBudget(for: requester.attributes(model: $0.model)) })
+            || rules.budget.hasHardBudget(for: requester.attributes(model: decision.model))
+        else { return .decided(decision) }
+        // Try the routed tier, then each cheaper one, until a reservation fits.
         let candidates = (0...chosen).reversed().map { index -> RouteDecision in
             var candidate = decision
             if index != chosen {
@@ -89,11 +95,6 @@ extension CostdEngine {
                 candidate.detail = "the hard budget has no room for tier '\(decision.tier)': downgraded"
             }
             return candidate
-        }
-        // Only a hard budget (the host's, or a scoped one of this user, feature... or model) can
-        // refuse the call: without one, nothing is reserved.
-        guard candidates.contains(where: { rules.budget.hasHardBudget(for: requester.attributes(model: $0.model)) }) else {
-            return .decided(decision)
         }
         return .reserving(routeWithReservation(candidates[...], promptTokens: promptTokens ?? 0, for: requester, rules: rules, on: eventLoop))
     }

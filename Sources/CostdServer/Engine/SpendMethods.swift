@@ -247,7 +247,9 @@ extension CostdEngine {
     /// decision is claimed once.
     func claimRoute(_ routeId: String, model: String) -> Result<String, UnclaimedRoute> {
         let now = clock.nowMillis
-        guard let decision = issuedRoutes.withLock({ $0.claim(routeId, nowMillis: now) }) else { return .failure(.unknown) }
+        guard routeId.hasPrefix(routeIdPrefix), let number = UInt64(routeId.dropFirst(routeIdPrefix.count)),
+            let decision = issuedRoutes.withLock({ $0.claim(number, nowMillis: now) })
+        else { return .failure(.unknown) }
         guard decision.routedModel == model else { return .failure(.otherModel) }
         return .success(decision.requestedModel)
     }
