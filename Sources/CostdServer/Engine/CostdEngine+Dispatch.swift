@@ -126,14 +126,12 @@ extension CostdEngine {
         switch error {
         case let error as RPCError: return error
         case let error as BudgetExceeded:
-            var scope = JSONWriter()
-            error.budgetScope.write(to: &scope)
             let whose = error.budgetScope.isHost ? "" : " of \(error.budgetScope.key)"
             return RPCError(
                 code: RPCError.budgetExceededCode,
                 message: "budget exceeded: the \(error.scope.rawValue) budget\(whose) of $\(error.budget.decimalString) has $\((error.budget - error.spent - error.reserved).decimalString) left, $\(error.requested.decimalString) was asked for",
                 data: [
-                    "scope": (try? JSONParser.parse(scope.bytes)) ?? [:], "budgetPeriod": .string(error.scope.rawValue),
+                    "scope": error.budgetScope.json, "budgetPeriod": .string(error.scope.rawValue),
                     "period": .string(error.period),
                     "spentUsd": .number(JSONNumber(validatedLiteral: error.spent.decimalString)),
                     "reservedUsd": .number(JSONNumber(validatedLiteral: error.reserved.decimalString)),
