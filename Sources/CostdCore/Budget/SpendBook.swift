@@ -131,11 +131,12 @@ public struct SpendBook: Sendable {
         }
     }
 
-    /// Spend of a scoped budget (by its key) in a day or month.
-    public func spent(_ scope: BudgetScope, period: String, budget key: String) -> Money {
+    /// Spend of a scoped budget (by its key) in a day or month; the host's for nil.
+    public func spent(_ scope: BudgetScope, period: String, budget key: String?) -> Money {
+        guard let key else { return spent(scope, period: period) }
         switch scope {
-        case .day: days[period]?.byBudget[key]?.cost ?? .zero
-        case .month: monthBudgetSpent[period]?[key] ?? .zero
+        case .day: return days[period]?.byBudget[key]?.cost ?? .zero
+        case .month: return monthBudgetSpent[period]?[key] ?? .zero
         }
     }
 

@@ -74,9 +74,10 @@ public enum SpendSchema {
     }
 
     /// The key of a scoped budget's period: `d:<day>␟<scope key>` (its reserved money, in the
-    /// ledger and in Redis's `rsv:tot` hash).
-    public static func periodKey(_ scope: BudgetScope, _ period: String, budget: String) -> String {
-        periodKey(scope, period) + separator + budget
+    /// ledger and in Redis's `rsv:tot` hash); the host's (``periodKey(_:_:)``) for nil.
+    public static func periodKey(_ scope: BudgetScope, _ period: String, budget: String?) -> String {
+        guard let budget else { return periodKey(scope, period) }
+        return periodKey(scope, period) + separator + budget
     }
 
     /// `b␟<scope key>␟cost`: a scoped budget's spend in Redis's day and month hashes.

@@ -37,8 +37,9 @@ extension CostdEngine {
         let lease = try params.bool("lease") ?? false
         let saver = CacheSaver(user: try params.name("user"), feature: try params.name("feature"), caller: caller)
         if let entry = cache.l1Value(call.key, model: call.model, namespace: call.namespace) {
-            let hitId = countSaving(of: CachedAnswerBytes(entry), model: call.model, by: saver, on: eventLoop)
-            CostdEngine.writeLookup(.hit(CachedAnswerBytes(entry), layer: .l1), hitId: hitId, leaseTTLSeconds: 0, into: &writer)
+            let answer = CachedAnswerBytes(entry)
+            let hitId = countSaving(of: answer, model: call.model, by: saver, on: eventLoop)
+            CostdEngine.writeLookup(.hit(answer, layer: .l1), hitId: hitId, leaseTTLSeconds: 0, into: &writer)
             return .written
         }
         guard cache.needsSlowPath(lease: lease) else {

@@ -246,10 +246,10 @@ public final class RedisSpendStore: SpendStore {
                 budget, day: day,
                 spent: { key, period, periodKey in
                     let stored = (period == .day ? daySpent : monthSpent)[key ?? ""] ?? .zero
-                    return stored + (key.map { waiting.spent(period, period: periodKey, budget: $0) } ?? waiting.spent(period, period: periodKey))
+                    return stored + waiting.spent(period, period: periodKey, budget: key)
                 },
                 reserved: { key, period, periodKey in
-                    reserved[key.map { SpendSchema.periodKey(period, periodKey, budget: $0) } ?? SpendSchema.periodKey(period, periodKey)] ?? .zero
+                    reserved[SpendSchema.periodKey(period, periodKey, budget: key)] ?? .zero
                 })
         }
     }

@@ -38,11 +38,10 @@ extension SpendLedger: SpendStore {
             BudgetStanding.all(
                 budget, day: day,
                 spent: { key, period, periodKey in
-                    key.map { state.book.spent(period, period: periodKey, budget: $0) } ?? state.book.spent(period, period: periodKey)
+                    state.book.spent(period, period: periodKey, budget: key)
                 },
                 reserved: { key, period, periodKey in
-                    state.reserved[key.map { SpendSchema.periodKey(period, periodKey, budget: $0) } ?? SpendSchema.periodKey(period, periodKey)]
-                        ?? .zero
+                    state.reserved[SpendSchema.periodKey(period, periodKey, budget: key)] ?? .zero
                 })
         }
         return eventLoop.makeSucceededFuture(standings)
