@@ -106,7 +106,7 @@ public final class RedisClient: Sendable {
         let deadline = eventLoop.now + .milliseconds(timeoutMillis)
         let sent = send(commands, deadline: deadline, on: eventLoop)
         // Only a script call can meet NOSCRIPT; the rest need no second step.
-        guard commands.contains(where: { $0.first == RedisClient.evalsha }) else { return sent }
+        guard commands.contains(where: { $0.first?.elementsEqual(RedisClient.evalsha) == true }) else { return sent }
         return sent.flatMap { replies in
             self.loadingMissingScripts(replies, commands: commands, deadline: deadline, on: eventLoop)
         }
@@ -158,11 +158,8 @@ public final class RedisClient: Sendable {
             guard let message = replies[index].errorMessage, message.hasPrefix("NOSCRIPT"), commands[index].count >= 2 else { continue }
             let sha = String(decoding: commands[index][1], as: UTF8.self)
             guard let source = scripts.withLock({ $0[sha] }) else { continue }
-            var command = commands[index]
-            command[0] = Array("EVAL".utf8)
-            command[1] = Array(source.utf8)
             retried.append(index)
-            evals.append(command)
+            evals.append(commands[index].replacingPrefix(2, with: [Array("EVAL".utf8), Array(source.utf8)]))
         }
         guard !evals.isEmpty else { return eventLoop.makeSucceededFuture(replies) }
         return send(evals, deadline: deadline, on: eventLoop).map { evalReplies in

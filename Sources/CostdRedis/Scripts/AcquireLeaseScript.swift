@@ -26,7 +26,10 @@ public struct AcquireLeaseScript: RedisScriptCall {
     }
 
     public var keys: [String] { [valueKey, leaseKey, costKey] }
-    public var arguments: [[UInt8]] { [token.redisBytes, leaseTTLMillis.redisBytes] }
+    public func appendArguments(to command: inout RedisCommand) {
+        command.append(token)
+        command.append(leaseTTLMillis)
+    }
 
     /// `{1, value, pttl, cost}` on a hit (cost `""` when not stored), `{2}` when the lease was
     /// granted, `{3, pttl}` when held.

@@ -33,8 +33,13 @@ public struct FillLeaseScript: RedisScriptCall {
     }
 
     public var keys: [String] { [valueKey, leaseKey, costKey] }
-    public var arguments: [[UInt8]] {
-        [value, ttlMillis.redisBytes, token.redisBytes, channel.redisBytes, notice, answerCost.nanos.redisBytes]
+    public func appendArguments(to command: inout RedisCommand) {
+        command.append(value)
+        command.append(ttlMillis)
+        command.append(token)
+        command.append(channel)
+        command.append(notice)
+        command.append(answerCost.nanos)
     }
 
     public static func parse(_ reply: RedisReply) throws(RedisScriptError) -> Bool {

@@ -202,25 +202,26 @@ public struct RecordBatchScript: RedisScriptCall {
     /// cost, cached, reservation, input, output, cached input, routing saved, breakdown count,
     /// scoped budget count, its time (ms), breakdowns, and per scoped budget its spend field,
     /// warning and exceeded fields, four thresholds and its scope key.
-    public var arguments: [[UInt8]] {
+    public func appendArguments(to command: inout RedisCommand) {
         let first = records[0]
-        var arguments: [[UInt8]] = [first.recordIdWindowSeconds.redisBytes, first.epoch.redisBytes]
-        arguments += first.thresholds.map { ($0?.nanos ?? -1).redisBytes }
+        command.append(first.recordIdWindowSeconds)
+        command.append(first.epoch)
+        for threshold in first.thresholds { command.append(threshold?.nanos ?? -1) }
         for record in records {
-            arguments += [
-                record.cost.nanos.redisBytes, (record.cached ? "1" : "0").redisBytes, (record.reservation ?? "").redisBytes,
-                record.inputTokens.redisBytes, record.outputTokens.redisBytes, record.cachedInputTokens.redisBytes,
-                record.routingSaved.nanos.redisBytes, record.breakdowns.count.redisBytes, record.scopedBudgets.count.redisBytes,
-                record.unixMillis.redisBytes,
-            ]
-            arguments += record.breakdowns.map(\.redisBytes)
+            command.append(record.cost.nanos)
+            command.append(record.cached ? "1" : "0")
+            command.append(record.reservation ?? "")
+            command.append(contentsOf: [record.inputTokens, record.outputTokens, record.cachedInputTokens, record.routingSaved.nanos])
+            command.append(record.breakdowns.count)
+            command.append(record.scopedBudgets.count)
+            command.append(record.unixMillis)
+            command.append(contentsOf: record.breakdowns)
             for scoped in record.scopedBudgets {
-                arguments += [scoped.spendField.redisBytes, scoped.warningField.redisBytes, scoped.exceededField.redisBytes]
-                arguments += scoped.thresholds.map { ($0?.nanos ?? -1).redisBytes }
-                arguments.append(scoped.key.redisBytes)
+                command.append(contentsOf: [scoped.spendField, scoped.warningField, scoped.exceededField])
+                for threshold in scoped.thresholds { command.append(threshold?.nanos ?? -1) }
+                command.append(scoped.key)
             }
         }
-        return arguments
     }
 
     /// An array of `{flag, result}` pairs, one per record.

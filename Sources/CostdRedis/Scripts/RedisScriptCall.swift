@@ -8,8 +8,8 @@ public protocol RedisScriptCall: Sendable {
     static var script: RedisScript { get }
     /// `KEYS`, in the order the script reads them.
     var keys: [String] { get }
-    /// `ARGV`, in the order the script reads them.
-    var arguments: [[UInt8]] { get }
+    /// Appends `ARGV`, in the order the script reads them.
+    func appendArguments(to command: inout RedisCommand)
     static func parse(_ reply: RedisReply) throws(RedisScriptError) -> Reply
 }
 
@@ -31,10 +31,10 @@ extension RedisScriptCall {
     /// `EVALSHA sha numkeys keys... arguments...`: the one way a script is called, alone or in a
     /// pipeline. ``RedisClient`` answers `NOSCRIPT` with `EVAL` of the same call.
     public var command: RedisCommand {
-        var command: RedisCommand = [RedisClient.evalsha, Array(Self.script.sha1.utf8), Array(String(keys.count).utf8)]
-        command.reserveCapacity(3 + keys.count + arguments.count)
-        for key in keys { command.append(Array(key.utf8)) }
-        command.append(contentsOf: arguments)
+        let keys = self.keys
+        var command = RedisCommand.make(RedisClient.evalsha, Self.script.sha1, keys.count)
+        command.append(contentsOf: keys)
+        appendArguments(to: &command)
         return command
     }
 }

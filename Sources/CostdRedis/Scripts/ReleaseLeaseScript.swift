@@ -19,7 +19,11 @@ public struct ReleaseLeaseScript: RedisScriptCall {
     }
 
     public var keys: [String] { [leaseKey] }
-    public var arguments: [[UInt8]] { [token.redisBytes, channel.redisBytes, notice] }
+    public func appendArguments(to command: inout RedisCommand) {
+        command.append(token)
+        command.append(channel)
+        command.append(notice)
+    }
 
     public static func parse(_ reply: RedisReply) throws(RedisScriptError) -> Bool {
         guard let released = reply.integer else { throw .unexpected(reply, of: Self.self) }

@@ -16,7 +16,7 @@ public struct ReleaseReservationScript: RedisScriptCall {
     }
 
     public var keys: [String] { [reservationAmountsKey, reservationExpiryKey, reservedTotalsKey] }
-    public var arguments: [[UInt8]] { [id.redisBytes] }
+    public func appendArguments(to command: inout RedisCommand) { command.append(id) }
 
     public static func parse(_ reply: RedisReply) throws(RedisScriptError) -> Bool {
         guard let released = reply.integer else { throw .unexpected(reply, of: Self.self) }

@@ -74,18 +74,16 @@ public struct ReserveScript: RedisScriptCall {
 
     public var keys: [String] { [dayKey, monthKey, reservationAmountsKey, reservationExpiryKey, reservedTotalsKey, epochKey] }
 
-    public var arguments: [[UInt8]] {
-        [
-            id.redisBytes, amount.nanos.redisBytes, expiresAtMillis.redisBytes, nowMillis.redisBytes,
-            (dayLimit?.nanos ?? -1).redisBytes, (monthLimit?.nanos ?? -1).redisBytes, day.redisBytes, month.redisBytes,
-            epoch.redisBytes, scopedBudgets.count.redisBytes,
-        ]
-            + scopedBudgets.flatMap { scoped in
-                [
-                    scoped.spendField.redisBytes, (scoped.dayLimit?.nanos ?? -1).redisBytes, (scoped.monthLimit?.nanos ?? -1).redisBytes,
-                    scoped.reservedDayField.redisBytes, scoped.reservedMonthField.redisBytes,
-                ]
-            }
+    public func appendArguments(to command: inout RedisCommand) {
+        command.append(id)
+        command.append(contentsOf: [amount.nanos, expiresAtMillis, nowMillis, dayLimit?.nanos ?? -1, monthLimit?.nanos ?? -1])
+        command.append(contentsOf: [day, month, epoch])
+        command.append(scopedBudgets.count)
+        for scoped in scopedBudgets {
+            command.append(scoped.spendField)
+            command.append(contentsOf: [scoped.dayLimit?.nanos ?? -1, scoped.monthLimit?.nanos ?? -1])
+            command.append(contentsOf: [scoped.reservedDayField, scoped.reservedMonthField])
+        }
     }
 
     /// `{1, daySpent, dayReserved, monthSpent, monthReserved}` or `{0, scope, spent, reserved,

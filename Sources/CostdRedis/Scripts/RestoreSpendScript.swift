@@ -55,13 +55,16 @@ public struct RestoreSpendScript: RedisScriptCall {
 
     /// Known token, new token, daemon, hash count, then per hash: its field count and its
     /// `field, amount` pairs.
-    public var arguments: [[UInt8]] {
-        var arguments = [knownEpoch.redisBytes, newEpoch.redisBytes, daemonId.redisBytes, hashes.count.redisBytes]
+    public func appendArguments(to command: inout RedisCommand) {
+        command.append(contentsOf: [knownEpoch, newEpoch, daemonId])
+        command.append(hashes.count)
         for hash in hashes {
-            arguments.append(hash.fields.count.redisBytes)
-            for (field, amount) in hash.fields { arguments += [field.redisBytes, amount.redisBytes] }
+            command.append(hash.fields.count)
+            for (field, amount) in hash.fields {
+                command.append(field)
+                command.append(amount)
+            }
         }
-        return arguments
     }
 
     /// `{token, 0|1}`.

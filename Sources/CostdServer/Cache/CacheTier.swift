@@ -315,7 +315,7 @@ final class CacheTier: Sendable {
             let unlinked: EventLoopFuture<Int> =
                 names.isEmpty
                 ? eventLoop.makeSucceededFuture(0)
-                : redis.execute([[Array("UNLINK".utf8)] + names], timeoutMillis: 5_000, on: eventLoop).map { Int($0[0].integer ?? 0) }
+                : redis.execute([.make([Array("UNLINK".utf8)] + names)], timeoutMillis: 5_000, on: eventLoop).map { Int($0[0].integer ?? 0) }
             return unlinked.flatMap { count in
                 next == "0"
                     ? eventLoop.makeSucceededFuture(removed + count)

@@ -226,8 +226,8 @@ public final class RedisSpendStore: SpendStore {
             reservedFields += [SpendSchema.periodKey(.day, day, budget: key), SpendSchema.periodKey(.month, month, budget: key)]
         }
         let commands: [RedisCommand] = [
-            (["HMGET", keys.day(day)] + spendFields).map(\.redisBytes), (["HMGET", keys.month(month)] + spendFields).map(\.redisBytes),
-            (["HMGET", keys.reservedTotals] + reservedFields).map(\.redisBytes),
+            .make(["HMGET", keys.day(day)] + spendFields), .make(["HMGET", keys.month(month)] + spendFields),
+            .make(["HMGET", keys.reservedTotals] + reservedFields),
         ]
         let ledger = self.ledger
         return redis.execute(commands, timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).map { replies in
@@ -466,7 +466,7 @@ public final class RedisSpendStore: SpendStore {
         let flags = RedisKeys.alertFlags(day: today)
         let flagKeys = flags.map { keys.alert($0.scope, $0.period, $0.level) }
         var commands: [RedisCommand] = [
-            .make("GET", keys.spendEpoch), (["MGET"] + flagKeys).map(\.redisBytes),
+            .make("GET", keys.spendEpoch), .make(["MGET"] + flagKeys),
             .make("HKEYS", keys.scopedAlerts(today)), .make("HKEYS", keys.scopedAlerts(month)),
         ]
         if fixTTLs {
@@ -547,7 +547,7 @@ public final class RedisSpendStore: SpendStore {
         for month in Set(monthHorizon.prefix(span).map(PeriodCalendar.monthKey(ofDay:))) where month < oldestKeptMonth {
             names += [keys.month(month), keys.alert(.month, month, .warning), keys.alert(.month, month, .exceeded), keys.scopedAlerts(month)]
         }
-        redis.execute([(["UNLINK"] + names).map(\.redisBytes)], timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).whenFailure { _ in
+        redis.execute([.make(["UNLINK"] + names)], timeoutMillis: settings.recordTimeoutMillis, on: eventLoop).whenFailure { _ in
             self.placement.withLock { $0.purgeFailed() }
         }
     }
