@@ -126,6 +126,21 @@ import Testing
         let value: JSONValue = ["x": [1, "two", ["three": nil]], "y": true]
         #expect(try JSONParser.parse(value.encoded()) == value)
     }
+
+    @Test(arguments: [
+        (Int64(12_500), 3, "12.5"), (0, 3, "0"), (7, 3, "0.007"), (1_000, 3, "1"), (1_010, 3, "1.01"), (-1_500, 3, "-1.5"),
+        (123, 0, "123"), (Int64.min, 9, "-9223372036.854775808"), (Int64.max, 18, "9.223372036854775807"),
+    ])
+    func decimalsAreExactWithoutTrailingZeros(units: Int64, scale: Int, text: String) throws {
+        var writer = JSONWriter()
+        writer.decimal(units, scale: scale)
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == text)
+        guard case .number(let number) = try JSONParser.parse(writer.bytes) else {
+            Issue.record("not a JSON number: \(text)")
+            return
+        }
+        #expect(number.text == text)
+    }
 }
 
 /// The word-at-a-time scan of string bytes, against the byte-at-a-time rule it replaces: every

@@ -48,6 +48,28 @@ public struct JSONWriter: Sendable {
         int(Int64(value))
     }
 
+    /// `units` of 10^-`scale` as an exact decimal number, trailing zeros of the fraction left
+    /// out (`12500, scale 3` is `12.5`): no `Double` in between, so nothing to round.
+    public mutating func decimal(_ units: Int64, scale: Int) {
+        precondition((0...18).contains(scale), "a scale Int64 can hold")
+        var divisor: Int64 = 1
+        for _ in 0..<scale { divisor *= 10 }
+        if units < 0 { bytes.append(UInt8(ascii: "-")) }
+        let magnitude = units.magnitude
+        bytes.append(contentsOf: String(magnitude / UInt64(divisor)).utf8)
+        var fraction = magnitude % UInt64(divisor)
+        guard fraction > 0 else { return }
+        var digits = scale
+        while fraction % 10 == 0 {
+            fraction /= 10
+            digits -= 1
+        }
+        bytes.append(UInt8(ascii: "."))
+        let text = String(fraction)
+        for _ in 0..<(digits - text.utf8.count) { bytes.append(UInt8(ascii: "0")) }
+        bytes.append(contentsOf: text.utf8)
+    }
+
     public mutating func double(_ value: Double) {
         if let number = JSONNumber(value) { bytes.append(contentsOf: number.text.utf8) } else { null() }
     }

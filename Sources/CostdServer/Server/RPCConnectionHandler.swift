@@ -100,20 +100,28 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        guard machine.bytesReceived(now: context.eventLoop.now) else { return }
+        let now = context.eventLoop.now
+        guard machine.bytesReceived(now: now) else { return }
         if received == nil || received!.readableBytes == 0 {
             received = bytes
         } else {
             received!.writeBuffer(&bytes)
         }
-        processReceivedFrames(context: context)
+        processReceivedFrames(context: context, now: now)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         flushReady(context: context)
     }
 
-    private func processReceivedFrames(context: ChannelHandlerContext) {
+    /// Takes the whole frames received, as far as the state machine lets it. `now` is the loop's
+    /// time as the call began: read once per call, not per frame (a clock read is a visible part
+    /// of a `ping`); it only places the timeouts, the share's windows and the pause.
+    private func processReceivedFrames(context: ChannelHandlerContext, now: NIODeadline? = nil) {
+        let now = now ?? context.eventLoop.now
+        // Real time at the end of the last frame taken in this call: in a pipelined burst one
+        // frame's end is the next one's start.
+        var lastFrameEnd: UInt64?
         while machine.mayTakeFrame, received != nil {
             let frame: ByteBuffer?
             do {
@@ -133,17 +141,18 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
             machine.frameTaken()
             // The loop's time this frame took, against the connection's share (the clock is the
             // real one: it measures work; the pause is timed on the loop's clock).
-            let started = DispatchTime.now().uptimeNanoseconds
+            let started = lastFrameEnd ?? DispatchTime.now().uptimeNanoseconds
             handle(frame: frame, context: context)
-            let spent = Int64(DispatchTime.now().uptimeNanoseconds &- started)
-            let now = context.eventLoop.now
+            let ended = DispatchTime.now().uptimeNanoseconds
+            lastFrameEnd = ended
+            let spent = Int64(ended &- started)
             let share = loopActivity.frameTaken(nanos: spent, usage: &loopUsage, now: now)
             if let pause = machine.worked(nanos: spent, now: now, sharePPM: share) {
                 schedulePauseEnd(in: pause, context: context)
             }
         }
         if let buffer = received, buffer.readableBytes == 0 { received = nil }
-        machine.framesTaken(bytesWaiting: received != nil, now: context.eventLoop.now)
+        machine.framesTaken(bytesWaiting: received != nil, now: now)
         if received != nil, received!.readerIndex > 64 << 10 { received!.discardReadBytes() }
         perform(machine.closeIfDrained(), context: context, reason: "drained")
     }
