@@ -47,7 +47,7 @@ public struct RedisCommand: Sendable, Equatable, RandomAccessCollection {
     func replacingPrefix(_ count: Int, with arguments: [[UInt8]]) -> RedisCommand {
         var command = RedisCommand()
         command.append(contentsOf: arguments)
-        for index in count..<self.count { command.append(Array(self[index])) }
+        for index in count..<self.count { command.append(self[index]) }
         return command
     }
 
@@ -105,10 +105,6 @@ extension RedisArgument {
 }
 
 extension String: RedisArgument {
-    public func appendRedisBytes(to bytes: inout [UInt8]) { bytes.append(contentsOf: utf8) }
-}
-
-extension Substring: RedisArgument {
     public func appendRedisBytes(to bytes: inout [UInt8]) { bytes.append(contentsOf: utf8) }
 }
 
